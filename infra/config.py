@@ -1,0 +1,198 @@
+"""The stack's settings, read once into one frozen object and validated before any
+resource is declared.
+
+The names, types and defaults are declared in Pulumi.yaml's `config:` schema (the Pulumi
+CLI fills the defaults in); this module only parses and checks what it is given, so a bad
+value stops the program with one sentence naming the setting, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NoReturn
+
+import pulumi
+
+PROJECT = "mlops-box"
+BACKENDS = ("sqlite", "rds")
+ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+# Every setting of Pulumi.yaml's schema, by its name there.
+SETTINGS = (
+    "boxName",
+    "instanceType",
+    "volumeSizeGb",
+    "sshUser",
+    "sshPublicKeyPath",
+    "sshAllowedCidrs",
+    "allowSshFromAnywhere",
+    "mlflowBackend",
+    "dbInstanceClass",
+    "dbAllocatedStorageGb",
+    "dbDeletionProtection",
+    "dbSkipFinalSnapshot",
+    "elasticIp",
+    "ami",
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class InfraConfigError(Exception):
+    """A stack setting is missing or wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    instance_class: str
+    allocated_storage_gb: int
+    deletion_protection: bool
+    skip_final_snapshot: bool
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    stack: str
+    box_name: str
+    instance_type: str
+    volume_size_gb: int
+    ssh_user: str
+    ssh_public_key: str
+    ssh_allowed_cidrs: tuple[Network, ...]
+    mlflow_backend: Literal["sqlite", "rds"]
+    # Present exactly when mlflow_backend is "rds".
+    database: DatabaseConfig | None
+    elastic_ip: bool
+    # None means: look up Canonical's latest Ubuntu 24.04 LTS image.
+    ami: str | None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable resource carries; the fab tasks find the box by them."""
+        return {"Project": PROJECT, "Stack": self.stack}
+
+
+def load_config() -> BoxConfig:
+    """Read the running stack's `mlops-box:*` settings."""
+    config = pulumi.Config(PROJECT)
+    raw = {key: value for key in SETTINGS if (value := config.get(key)) is not None}
+    return parse_config(raw, stack=pulumi.get_stack())
+
+
+def parse_config(raw: Mapping[str, str], *, stack: str) -> BoxConfig:
+    """Validate raw string settings (as Pulumi hands them over) into a BoxConfig."""
+    backend = _required(raw, "mlflowBackend")
+    if backend not in BACKENDS:
+        _fail("mlflowBackend", backend, "use `sqlite` or `rds`")
+    volume = _integer(raw, "volumeSizeGb")
+    if volume < 8:
+        _fail("volumeSizeGb", raw["volumeSizeGb"], "give a size of at least 8 (GiB)")
+    database = None
+    if backend == "rds":
+        storage = _integer(raw, "dbAllocatedStorageGb")
+        if storage < 20:
+            _fail(
+                "dbAllocatedStorageGb", raw["dbAllocatedStorageGb"], "RDS needs at least 20 (GiB)"
+            )
+        database = DatabaseConfig(
+            instance_class=_required(raw, "dbInstanceClass"),
+            allocated_storage_gb=storage,
+            deletion_protection=_boolean(raw, "dbDeletionProtection"),
+            skip_final_snapshot=_boolean(raw, "dbSkipFinalSnapshot"),
+        )
+    ami = raw.get("ami") or None
+    if ami is not None and not ami.startswith("ami-"):
+        _fail("ami", ami, "give an AMI id such as ami-0123456789abcdef0, or leave it empty")
+    box_name = _required(raw, "boxName")
+    if not all(ch.isalnum() or ch in "-_." for ch in box_name):
+        _fail(
+            "boxName", box_name, "use letters, digits, '-', '_' or '.' (it is also the ssh alias)"
+        )
+    return BoxConfig(
+        stack=stack,
+        box_name=box_name,
+        instance_type=_required(raw, "instanceType"),
+        volume_size_gb=volume,
+        ssh_user=_required(raw, "sshUser"),
+        ssh_public_key=_public_key(_required(raw, "sshPublicKeyPath")),
+        ssh_allowed_cidrs=_ssh_cidrs(raw),
+        mlflow_backend="rds" if backend == "rds" else "sqlite",
+        database=database,
+        elastic_ip=_boolean(raw, "elasticIp"),
+        ami=ami,
+    )
+
+
+def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
+    text = raw.get("sshAllowedCidrs")
+    fix = "set it with `pulumi config set --path 'sshAllowedCidrs[0]' <your-ip>/32`"
+    if not text:
+        _fail("sshAllowedCidrs", "", f"it is required: {fix}")
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        values = None
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        _fail("sshAllowedCidrs", text, f"give a non-empty list of CIDRs: {fix}")
+    networks = []
+    for value in values:
+        try:
+            network = ipaddress.ip_network(value.strip(), strict=True)
+        except ValueError:
+            _fail("sshAllowedCidrs", value, "give a CIDR such as 203.0.113.7/32 (host bits zero)")
+        if network in ANYWHERE and not _boolean(raw, "allowSshFromAnywhere"):
+            _fail(
+                "sshAllowedCidrs",
+                value,
+                "SSH from the whole internet is refused; list your own network "
+                "(`fab box.allow-my-ip` finds it), or opt in with "
+                "`pulumi config set allowSshFromAnywhere true`",
+            )
+        networks.append(network)
+    return tuple(dict.fromkeys(networks))
+
+
+def _public_key(path_text: str) -> str:
+    path = Path(path_text).expanduser()
+    try:
+        key = path.read_text().strip()
+    except OSError as exc:
+        _fail(
+            "sshPublicKeyPath",
+            path_text,
+            f"cannot read it ({exc.strerror}); make a key with `fab box.keygen` or point the "
+            "setting at an existing .pub file",
+        )
+    if not key.startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")):
+        _fail("sshPublicKeyPath", path_text, "it is not an OpenSSH public key (.pub) file")
+    return key
+
+
+def _required(raw: Mapping[str, str], key: str) -> str:
+    value = raw.get(key, "").strip()
+    if not value:
+        _fail(key, "", f"it is required: `pulumi config set {key} <value>`")
+    return value
+
+
+def _integer(raw: Mapping[str, str], key: str) -> int:
+    text = _required(raw, key)
+    try:
+        return int(text)
+    except ValueError:
+        _fail(key, text, "give a whole number")
+
+
+def _boolean(raw: Mapping[str, str], key: str) -> bool:
+    text = raw.get(key, "false").strip().lower()
+    if text not in ("true", "false"):
+        _fail(key, text, "give true or false")
+    return text == "true"
+
+
+def _fail(key: str, value: str, fix: str) -> NoReturn:
+    raise InfraConfigError(f"Invalid setting {PROJECT}:{key} = {value!r}: {fix}.")

@@ -1,0 +1,1 @@
+"""Everything that acts on an existing box: providers, the ssh entry, Fabric tasks."""

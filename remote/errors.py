@@ -1,0 +1,42 @@
+"""The project's error types.
+
+Every failure a user can cause or fix is one of these. The task layer turns a
+`MlopsBoxError` into its message on one line and exit status 1; anything else is a bug
+and keeps its traceback.
+"""
+
+
+class MlopsBoxError(Exception):
+    """Root of the errors whose message tells the user what to do."""
+
+
+class ConfigError(MlopsBoxError):
+    """A setting in fabric.yaml, FABRIC_* variables or the Pulumi stack files is wrong."""
+
+
+class BoxNotFound(MlopsBoxError):
+    """No box matches the settings (no tagged instance, or no local box created)."""
+
+
+class AmbiguousBox(MlopsBoxError):
+    """More than one box matches the settings."""
+
+
+class ProviderError(MlopsBoxError):
+    """The provider (AWS, or the local box machinery) refused or failed an operation."""
+
+
+class UnsupportedPlatform(MlopsBoxError):
+    """This machine cannot run the requested provider (for example the local box off Linux)."""
+
+
+class WaitTimeout(MlopsBoxError):
+    """Something did not reach the awaited state within its timeout."""
+
+
+class SshConfigError(MlopsBoxError):
+    """The ssh entry, its Include line or the project's known-hosts file cannot be written."""
+
+
+class HostKeyMismatch(MlopsBoxError):
+    """The box offered a host key other than the one pinned for it."""

@@ -1,0 +1,197 @@
+"""Which box the fab tasks act on: one frozen object, read and validated once.
+
+Sources, first one that sets a value wins:
+  1. FABRIC_BOX_* environment variables (Fabric maps them onto the `box` section),
+  2. the `box:` section of fabric.yaml,
+  3. the Pulumi stack's own files (`Pulumi.<stack>.yaml`, then `Pulumi.yaml` defaults),
+     for the settings the stack already holds (name, user, region, key): never written twice,
+  4. the defaults below.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from remote.errors import ConfigError
+
+PROVIDERS = ("aws", "local")
+PULUMI_PROJECT = "mlops-box"
+DEFAULT_NAME = "mlops-zoomcamp"
+DEFAULT_STACK = "dev"
+DEFAULT_USER = "ubuntu"
+DEFAULT_LOCAL_ROOT = "/var/lib/mlops-box"
+DEFAULT_LOCAL_CACHE = "/var/cache/mlops-box"
+# Private range the local boxes' veth pairs are carved from; one /30 per start.
+DEFAULT_LOCAL_SUBNET = "10.213.0.0/16"
+DEFAULT_LOCAL_SUITE = "bookworm"
+DEFAULT_LOCAL_MIRROR = "http://deb.debian.org/debian"
+
+# What `ns.configure` puts under `box`: every key must exist for Fabric to map
+# FABRIC_BOX_<KEY> onto it. None means "not set here: ask the next source".
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "provider": "local",
+    "name": None,
+    "stack": DEFAULT_STACK,
+    "region": None,
+    "user": None,
+    "key": None,
+    "ssh_dir": None,
+    "local": {
+        "root": DEFAULT_LOCAL_ROOT,
+        "cache": DEFAULT_LOCAL_CACHE,
+        "subnet": DEFAULT_LOCAL_SUBNET,
+        "suite": DEFAULT_LOCAL_SUITE,
+        "mirror": DEFAULT_LOCAL_MIRROR,
+    },
+}
+
+
+@dataclass(frozen=True)
+class LocalBoxSettings:
+    """Where and how the local systemd-nspawn box lives on this machine."""
+
+    root: Path
+    cache: Path
+    subnet: ipaddress.IPv4Network
+    suite: str
+    mirror: str
+
+
+@dataclass(frozen=True)
+class BoxSettings:
+    provider: str
+    name: str
+    stack: str
+    region: str | None
+    user: str
+    key: Path
+    ssh_dir: Path
+    project_dir: Path
+    local: LocalBoxSettings
+
+    @property
+    def public_key(self) -> Path:
+        return self.key.with_name(self.key.name + ".pub")
+
+
+def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
+    """Build the settings from Fabric's `box` section and the Pulumi stack files."""
+    provider = _text(box, "provider") or "local"
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"box.provider is {provider!r}: set it (fabric.yaml or FABRIC_BOX_PROVIDER) "
+            f"to one of {', '.join(PROVIDERS)}."
+        )
+    stack = _text(box, "stack") or DEFAULT_STACK
+    pulumi = read_pulumi_config(project_dir, stack)
+
+    name = _text(box, "name") or pulumi.get(f"{PULUMI_PROJECT}:boxName") or DEFAULT_NAME
+    if not _is_host_alias(name):
+        raise ConfigError(
+            f"box.name is {name!r}: use letters, digits, '-', '_' or '.' only "
+            "(it becomes the ssh alias)."
+        )
+    user = _text(box, "user") or pulumi.get(f"{PULUMI_PROJECT}:sshUser") or DEFAULT_USER
+    region = (
+        _text(box, "region")
+        or pulumi.get("aws:region")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    key_text = _text(box, "key")
+    if not key_text:
+        public = pulumi.get(f"{PULUMI_PROJECT}:sshPublicKeyPath")
+        key_text = public.removesuffix(".pub") if public else f"~/.ssh/{name}"
+    ssh_dir = expand_home(_text(box, "ssh_dir") or "~/.ssh")
+
+    local = box.get("local") or {}
+    subnet_text = _text(local, "subnet") or DEFAULT_LOCAL_SUBNET
+    try:
+        subnet = ipaddress.IPv4Network(subnet_text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"box.local.subnet is {subnet_text!r}: give a private IPv4 network such as "
+            f"{DEFAULT_LOCAL_SUBNET} ({exc})."
+        ) from None
+    if not subnet.is_private or subnet.prefixlen > 28:
+        raise ConfigError(
+            f"box.local.subnet is {subnet_text!r}: give a private IPv4 network of /28 or "
+            f"larger, such as {DEFAULT_LOCAL_SUBNET}."
+        )
+    return BoxSettings(
+        provider=provider,
+        name=name,
+        stack=stack,
+        region=region,
+        user=user,
+        key=expand_home(key_text),
+        ssh_dir=ssh_dir,
+        project_dir=project_dir,
+        local=LocalBoxSettings(
+            root=Path(_text(local, "root") or DEFAULT_LOCAL_ROOT),
+            cache=Path(_text(local, "cache") or DEFAULT_LOCAL_CACHE),
+            subnet=subnet,
+            suite=_text(local, "suite") or DEFAULT_LOCAL_SUITE,
+            mirror=_text(local, "mirror") or DEFAULT_LOCAL_MIRROR,
+        ),
+    )
+
+
+def read_pulumi_config(project_dir: Path, stack: str) -> dict[str, str]:
+    """Return the stack's plain settings as `{"ns:key": "value"}`, defaults filled in.
+
+    Secrets and structured values are left out: the box settings need neither.
+    """
+    values: dict[str, str] = {}
+    project = _read_yaml(project_dir / "Pulumi.yaml")
+    for key, spec in (project.get("config") or {}).items():
+        default = spec.get("default") if isinstance(spec, dict) else spec
+        if isinstance(default, str | int | float | bool):
+            full = key if ":" in key else f"{PULUMI_PROJECT}:{key}"
+            values[full] = str(default)
+    stack_file = _read_yaml(project_dir / f"Pulumi.{stack}.yaml")
+    for key, value in (stack_file.get("config") or {}).items():
+        if isinstance(value, str | int | float | bool):
+            values[key] = str(value)
+    return values
+
+
+def expand_home(path: str) -> Path:
+    """Expand `~` as OpenSSH does: from the password database, not $HOME.
+
+    Under sudo or in CI the two differ, and the ssh entry must name the files that
+    `ssh` itself will read.
+    """
+    if path == "~" or path.startswith("~/"):
+        home = pwd.getpwuid(os.getuid()).pw_dir
+        return (Path(home) / path[2:]).absolute()
+    return Path(path).expanduser().absolute()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: fix it or remove it ({exc}).") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _text(section: Mapping[str, Any], key: str) -> str | None:
+    value = section.get(key)
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _is_host_alias(name: str) -> bool:
+    return bool(name) and all(ch.isalnum() or ch in "-_." for ch in name)
