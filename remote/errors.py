@@ -30,6 +30,10 @@ class UnsupportedPlatform(MlopsBoxError):
     """This machine cannot run the requested provider (for example the local box off Linux)."""
 
 
+class PublicAddressError(MlopsBoxError):
+    """This machine's public address is unknown or not usable."""
+
+
 class WaitTimeout(MlopsBoxError):
     """Something did not reach the awaited state within its timeout."""
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+# Generous enough for an EC2 start (a cold start may take minutes); the local box is faster.
+START_TIMEOUT_S = 480
+STOP_TIMEOUT_S = 300
+
 
 class State(enum.Enum):
     """The project's box states; each provider maps its own states onto these."""

@@ -1,0 +1,136 @@
+"""A real local box for the box tier: created once per session, always destroyed.
+
+Fixtures other box tests build on:
+  local_settings  BoxSettings of a throw-away test box (own name, root, subnet and key;
+                  the shared debootstrap cache, so CI builds the image once)
+  local_box       its LocalProvider, created; teardown stops and destroys it and checks
+                  that nothing it made on the host (netns, veth, iptables rules,
+                  processes) is left
+  running_box     (provider, state) with the box started: a no-op when it already runs
+  host_leftovers  a function: box name -> the netns, veth and iptables rules still there
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from remote.localbox import netns
+from remote.providers.base import BoxState
+from remote.providers.local import LocalProvider
+from remote.settings import BoxSettings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_SUBNET = "10.214.0.0/16"
+START_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 60.0
+HOST_TOOLS = ("systemd-nspawn", "debootstrap", "iptables", "ip", "chroot")
+
+
+def _skip_reason() -> str | None:
+    if platform.system() != "Linux":
+        return "the local box needs Linux"
+    if os.geteuid() != 0:
+        return "the local box needs root (run the box tier with sudo)"
+    missing = [tool for tool in HOST_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"the local box needs {', '.join(missing)} (apt-get install systemd-container ...)"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = _skip_reason()
+    if reason is None:
+        return
+    for item in items:
+        if "box" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+class RunningBox(NamedTuple):
+    provider: LocalProvider
+    state: BoxState
+
+
+def write_ed25519_key(path: Path) -> None:
+    """An OpenSSH ed25519 key pair at path and path.pub (paramiko cannot generate ed25519)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    path.write_bytes(private)
+    path.chmod(0o600)
+    path.with_name(path.name + ".pub").write_bytes(public + b" mlops-box-test\n")
+
+
+def find_leftovers(name: str) -> list[str]:
+    """What a box's start made on the host and is still there (empty once it stopped)."""
+    found = []
+    if (netns.NETNS_DIR / netns.netns_name(name)).exists():
+        found.append(f"netns {netns.netns_name(name)}")
+    if Path("/sys/class/net", netns.host_veth(name)).exists():
+        found.append(f"veth {netns.host_veth(name)}")
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    found += [line for line in rules.splitlines() if f"mlops-box:{name}" in line]
+    return found
+
+
+@pytest.fixture(scope="session")
+def local_settings(tmp_path_factory: pytest.TempPathFactory) -> BoxSettings:
+    reason = _skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    base = tmp_path_factory.mktemp("localbox")
+    key = base / "keys" / "id_ed25519"
+    key.parent.mkdir()
+    write_ed25519_key(key)
+    local: dict[str, str] = {"root": str(base / "boxes"), "subnet": TEST_SUBNET}
+    if os.environ.get("MLOPS_BOX_CACHE"):
+        local["cache"] = os.environ["MLOPS_BOX_CACHE"]
+    box = {
+        "provider": "local",
+        "name": f"mlbt-{secrets.token_hex(3)}",
+        "key": str(key),
+        "ssh_dir": str(base / "ssh"),
+        "local": local,
+    }
+    return load_settings(box, project_dir=REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def local_box(local_settings: BoxSettings) -> Iterator[LocalProvider]:
+    provider = LocalProvider(local_settings)
+    try:
+        provider.create()
+        yield provider
+    finally:
+        provider.destroy()
+        leftovers = find_leftovers(local_settings.name)
+        assert not leftovers, f"destroy left these on the host: {leftovers}"
+        assert not local_settings.local.root.joinpath(local_settings.name).exists()
+
+
+@pytest.fixture
+def host_leftovers() -> Callable[[str], list[str]]:
+    """find_leftovers: what a box's start made on the host and is still there."""
+    return find_leftovers
+
+
+@pytest.fixture
+def running_box(local_box: LocalProvider) -> RunningBox:
+    return RunningBox(local_box, local_box.start(timeout_s=START_TIMEOUT_S))
