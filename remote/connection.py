@@ -117,7 +117,12 @@ def connect(
     # /etc/ssh/ssh_config; the overrides beat anything in ~/.fabric.yaml.
     config = Config(
         ssh_config=SSHConfig(),
-        overrides={"load_ssh_configs": False, "authentication": {"strategy_class": None}},
+        overrides={
+            "load_ssh_configs": False,
+            "authentication": {"strategy_class": None},
+            # Remote steps are never interactive: do not read our stdin (absent in CI).
+            "run": {"in_stream": False},
+        },
     )
     return BoxConnection(
         address,
@@ -147,7 +152,7 @@ def wait_for_ssh(settings: BoxSettings, address: str, timeout_s: float, *, port:
     def probe() -> bool | None:
         conn = connect(settings, address, trust_on_first_use=True, port=port)
         try:
-            result = conn.run("true", hide=True, warn=True, in_stream=False)
+            result = conn.run("true", hide=True, warn=True)
             return True if result.ok else None
         except HostKeyMismatch:
             raise

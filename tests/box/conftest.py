@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from remote import keys
 from remote.localbox import netns
 from remote.providers.base import BoxState
 from remote.providers.local import LocalProvider
@@ -62,22 +61,6 @@ class RunningBox(NamedTuple):
     state: BoxState
 
 
-def write_ed25519_key(path: Path) -> None:
-    """An OpenSSH ed25519 key pair at path and path.pub (paramiko cannot generate ed25519)."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    path.write_bytes(private)
-    path.chmod(0o600)
-    path.with_name(path.name + ".pub").write_bytes(public + b" mlops-box-test\n")
-
-
 def find_leftovers(name: str) -> list[str]:
     """What a box's start made on the host and is still there (empty once it stopped)."""
     found = []
@@ -97,8 +80,6 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> BoxSettings:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("localbox")
     key = base / "keys" / "id_ed25519"
-    key.parent.mkdir()
-    write_ed25519_key(key)
     local: dict[str, str] = {"root": str(base / "boxes"), "subnet": TEST_SUBNET}
     if os.environ.get("MLOPS_BOX_CACHE"):
         local["cache"] = os.environ["MLOPS_BOX_CACHE"]
@@ -109,7 +90,9 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> BoxSettings:
         "ssh_dir": str(base / "ssh"),
         "local": local,
     }
-    return load_settings(box, project_dir=REPO_ROOT)
+    settings = load_settings(box, project_dir=REPO_ROOT)
+    keys.keygen(settings)
+    return settings
 
 
 @pytest.fixture(scope="session")
