@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import pwd
 import shutil
@@ -19,32 +18,12 @@ from remote import ssh
 from remote.connection import connect, wait_for_ssh
 from remote.errors import HostKeyMismatch, WaitTimeout
 from remote.keys import keygen
-from remote.settings import BoxSettings, LocalBoxSettings
+from remote.settings import BoxSettings
+from tests.remote.factories import NAME
+from tests.remote.factories import settings_in as make_settings
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-NAME = "mlops-test"
 SSHD = "/usr/sbin/sshd"
 LISTEN_LOCAL = ("-o", "ListenAddress=127.0.0.1")
-
-
-def make_settings(tmp_path: Path, user: str = "ubuntu") -> BoxSettings:
-    return BoxSettings(
-        provider="local",
-        name=NAME,
-        stack="dev",
-        region=None,
-        user=user,
-        key=tmp_path / "keys" / NAME,
-        ssh_dir=tmp_path / "home" / ".ssh",
-        project_dir=PROJECT_DIR,
-        local=LocalBoxSettings(
-            root=tmp_path / "root",
-            cache=tmp_path / "cache",
-            subnet=ipaddress.IPv4Network("10.213.0.0/16"),
-            suite="bookworm",
-            mirror="http://deb.debian.org/debian",
-        ),
-    )
 
 
 # --- the known_hosts file ----------------------------------------------------------

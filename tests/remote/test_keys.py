@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import shutil
 import stat
 import subprocess
@@ -14,28 +13,14 @@ import pytest
 
 from remote.errors import SshConfigError
 from remote.keys import keygen
-from remote.settings import BoxSettings, LocalBoxSettings
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from remote.settings import BoxSettings
+from tests.remote.factories import settings_in
 
 
 def make_settings(tmp_path: Path) -> BoxSettings:
-    return BoxSettings(
-        provider="local",
-        name="mlops-test",
-        stack="dev",
-        region=None,
-        user="ubuntu",
-        key=tmp_path / "new" / "dir" / "mlops-test",
-        ssh_dir=tmp_path / ".ssh",
-        project_dir=PROJECT_DIR,
-        local=LocalBoxSettings(
-            root=tmp_path / "root",
-            cache=tmp_path / "cache",
-            subnet=ipaddress.IPv4Network("10.213.0.0/16"),
-            suite="bookworm",
-            mirror="http://deb.debian.org/debian",
-        ),
+    # The key's directories do not exist yet: keygen makes them.
+    return settings_in(
+        tmp_path, key=tmp_path / "new" / "dir" / "mlops-test", ssh_dir=tmp_path / ".ssh"
     )
 
 

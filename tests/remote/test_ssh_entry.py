@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
 import os
 import shutil
 import stat
@@ -15,33 +13,11 @@ import pytest
 
 from remote import ssh
 from remote.errors import SshConfigError
-from remote.settings import BoxSettings, LocalBoxSettings
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-NAME = "mlops-test"
+from remote.settings import BoxSettings
+from tests.remote.factories import NAME
+from tests.remote.factories import settings_in as make_settings
 
 needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
-
-
-def make_settings(tmp_path: Path, **changes: object) -> BoxSettings:
-    base = BoxSettings(
-        provider="local",
-        name=NAME,
-        stack="dev",
-        region=None,
-        user="ubuntu",
-        key=tmp_path / "keys" / NAME,
-        ssh_dir=tmp_path / "home" / ".ssh",
-        project_dir=PROJECT_DIR,
-        local=LocalBoxSettings(
-            root=tmp_path / "root",
-            cache=tmp_path / "cache",
-            subnet=ipaddress.IPv4Network("10.213.0.0/16"),
-            suite="bookworm",
-            mirror="http://deb.debian.org/debian",
-        ),
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture
