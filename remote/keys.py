@@ -7,14 +7,13 @@ no `ssh-keygen` needed on the controller.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from remote import files
 from remote.errors import SshConfigError
 from remote.settings import BoxSettings
 
@@ -49,8 +48,10 @@ def keygen(settings: BoxSettings) -> bool:
         _make_parent(private.parent)
         # Private first: a crash in between leaves a private key without its public half,
         # which the check above reports, rather than a public key nobody holds.
-        _create_exclusive(private, private_bytes, 0o600)
-        _create_exclusive(public, public_bytes + f" mlops-box@{settings.name}\n".encode(), 0o644)
+        # Exclusive (replace=False): two runs at once never both create the key.
+        comment = f" mlops-box@{settings.name}\n".encode()
+        files.write_atomically(private, private_bytes, 0o600, replace=False)
+        files.write_atomically(public, public_bytes + comment, 0o644, replace=False)
     except FileExistsError:
         raise SshConfigError(
             f"{private} appeared while it was being created: another run is making it; "
@@ -69,22 +70,3 @@ def _make_parent(path: Path) -> None:
     for directory in reversed(missing):
         directory.mkdir(mode=0o700)
         os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
-    """Write a complete file at `path`, failing with FileExistsError if it already exists.
-
-    Written to a temp file and hard-linked into place, so `path` never exists half-written
-    and two runs never both create it.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)

@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +27,7 @@ from typing import TypeVar
 import jinja2
 from paramiko.hostkeys import HostKeys
 
+from remote import files
 from remote.errors import SshConfigError
 from remote.settings import BoxSettings
 
@@ -367,27 +367,7 @@ def _make_private_dir(path: Path) -> None:
 
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     """Replace `path` with `data`, so readers see the old file or the new one, never a mix."""
-
-    def write() -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), mode)
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-
-    _wrap_os(path, "write", write)
+    _wrap_os(path, "write", lambda: files.write_atomically(path, data, mode))
 
 
 @contextlib.contextmanager
