@@ -44,3 +44,39 @@ class SshConfigError(MlopsBoxError):
 
 class HostKeyMismatch(MlopsBoxError):
     """The box offered a host key other than the one pinned for it."""
+
+
+class DatabaseError(MlopsBoxError):
+    """The MLflow backend database cannot be found, read, reached or used."""
+
+
+class DatabaseNotConfigured(DatabaseError):
+    """The box has no database to use (it was created with the sqlite backend)."""
+
+
+class DatabaseNotFound(DatabaseError):
+    """The RDS instance the box is tagged with, or the database in it, does not exist."""
+
+
+class DatabaseNotReady(DatabaseError):
+    """The RDS instance exists but is not `available` yet (creating, modifying, stopped...)."""
+
+
+class DatabaseSecretError(DatabaseError):
+    """The database's master-user secret is missing, unreadable or malformed."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The box cannot open a TCP connection to PostgreSQL (security group, routing, state)."""
+
+
+class DatabaseAuthError(DatabaseError):
+    """PostgreSQL refused the user or its password."""
+
+
+class SchemaUpgradeError(DatabaseError):
+    """MLflow's schema upgrade of the backend database failed."""
+
+
+class TunnelError(MlopsBoxError):
+    """The SSH tunnel to MLflow could not be opened or MLflow does not answer through it."""

@@ -39,7 +39,13 @@ def wait_for(
     last_report = start
     reported = False
     while True:
-        result = probe()
+        try:
+            result = probe()
+        except BaseException:
+            if reported:  # the error goes on a line of its own, not after the dots
+                stream.write("\n")
+                stream.flush()
+            raise
         now = time.monotonic()
         if result is not None:
             if reported:

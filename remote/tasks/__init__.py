@@ -8,8 +8,9 @@ from invoke import Collection
 
 from remote.settings import CONFIG_DEFAULTS
 from remote.tasks.box import box
+from remote.tasks.mlflow import mlflow
 
-ns = Collection(box)
+ns = Collection(box, mlflow)
 ns.configure({"box": CONFIG_DEFAULTS})
 
 __all__ = ["ns"]

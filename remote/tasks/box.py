@@ -16,7 +16,8 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote import keys, ssh
-from remote.connection import wait_for_ssh
+from remote.bootstrap import bootstrap as bootstrap_box
+from remote.connection import connect, wait_for_ssh
 from remote.errors import ConfigError, MlopsBoxError, ProviderError
 from remote.providers import State, get_provider
 from remote.providers.base import START_TIMEOUT_S, STOP_TIMEOUT_S
@@ -51,8 +52,24 @@ def settings_of(c: Any) -> BoxSettings:
     return load_settings(c.config.box, project_dir=PROJECT_DIR)
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, flush=True)
+
+
+def running_address(settings: BoxSettings) -> str:
+    """The running box's current address, from its provider (never a saved one)."""
+    box = get_provider(settings).state()
+    if box.state is not State.RUNNING or box.address is None:
+        raise ProviderError(
+            f"Box {settings.name} ({box.box_id}) is {box.state.value}: start it with "
+            "`fab box.start` first."
+        )
+    return box.address
+
+
+def box_connection(settings: BoxSettings) -> Any:
+    """A Connection to the running box that trusts only its pinned host key."""
+    return connect(settings, running_address(settings), trust_on_first_use=False)
 
 
 def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
@@ -60,11 +77,11 @@ def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
     included = ssh.ensure_include(settings)
     path = ssh.entry_path(settings)
     if changed:
-        _say(f"ssh entry {path}: HostName {address}")
+        say(f"ssh entry {path}: HostName {address}")
     else:
-        _say(f"ssh entry {path} already points at {address}")
+        say(f"ssh entry {path} already points at {address}")
     if included:
-        _say(f"Added `{ssh.include_line(settings)}` at the top of {ssh.config_path(settings)}")
+        say(f"Added `{ssh.include_line(settings)}` at the top of {ssh.config_path(settings)}")
 
 
 @task(
@@ -82,14 +99,14 @@ def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S) -> None:
     box = get_provider(settings).start(START_TIMEOUT_S)
     if box.address is None:  # start() promises an address; say so rather than write None
         raise ProviderError(f"Box {settings.name} ({box.box_id}) started without an address.")
-    _say(f"Box {settings.name} ({box.box_id}) is running at {box.address}")
+    say(f"Box {settings.name} ({box.box_id}) is running at {box.address}")
     # Written before waiting for SSH: the address is already right even if sshd is slow.
     _write_ssh_entry(settings, box.address)
     if ssh_timeout == 0:
-        _say(f"Not waiting for SSH: `ssh {settings.name}` works once the box's sshd is up.")
+        say(f"Not waiting for SSH: `ssh {settings.name}` works once the box's sshd is up.")
         return
     wait_for_ssh(settings, box.address, ssh_timeout)
-    _say(f"Ready: ssh {settings.name}")
+    say(f"Ready: ssh {settings.name}")
 
 
 @task
@@ -100,10 +117,10 @@ def stop(c: Any) -> None:
     provider = get_provider(settings)
     before = provider.state()
     if before.state is State.STOPPED:
-        _say(f"Box {settings.name} ({before.box_id}) is already stopped")
+        say(f"Box {settings.name} ({before.box_id}) is already stopped")
         return
     box = provider.stop(STOP_TIMEOUT_S)
-    _say(f"Box {settings.name} ({box.box_id}) is {box.state.value}")
+    say(f"Box {settings.name} ({box.box_id}) is {box.state.value}")
 
 
 @task
@@ -111,7 +128,7 @@ def stop(c: Any) -> None:
 def status(c: Any) -> None:
     """Show the box's state, id, type, address and uptime."""
     settings = settings_of(c)
-    _say(format_status(settings, get_provider(settings).state()))
+    say(format_status(settings, get_provider(settings).state()))
 
 
 @task(name="ssh-config")
@@ -146,9 +163,9 @@ def allow_my_ip_task(c: Any, ip: str = "", echo_url: str = DEFAULT_ECHO_URL) -> 
             "has none (set FABRIC_BOX_PROVIDER=aws to act on the AWS box)."
         )
     access = allow_my_ip(settings, ip or None, echo_url)
-    _say(access.describe())
+    say(access.describe())
     if access.changed:
-        _say(pulumi_drift_hint(settings, access.cidr))
+        say(pulumi_drift_hint(settings, access.cidr))
 
 
 @task
@@ -157,9 +174,9 @@ def keygen(c: Any) -> None:
     """Create the box's ssh key pair if it does not exist."""
     settings = settings_of(c)
     if keys.keygen(settings):
-        _say(f"Created {settings.key} and {settings.public_key}")
+        say(f"Created {settings.key} and {settings.public_key}")
     else:
-        _say(f"{settings.key} exists; kept it")
+        say(f"{settings.key} exists; kept it")
 
 
 @task(name="forget-host-key")
@@ -168,9 +185,9 @@ def forget_host_key(c: Any) -> None:
     """Forget the box's pinned host key (after re-creating the box on purpose)."""
     settings = settings_of(c)
     if ssh.forget_host_key(settings):
-        _say(f"Forgot the host key of {settings.name}; the next `fab box.start` pins the new one")
+        say(f"Forgot the host key of {settings.name}; the next `fab box.start` pins the new one")
     else:
-        _say(f"No host key was pinned for {settings.name}")
+        say(f"No host key was pinned for {settings.name}")
 
 
 @task
@@ -181,11 +198,11 @@ def create(c: Any) -> None:
     from remote.providers.local import LocalProvider  # only the local provider has it
 
     if keys.keygen(settings):
-        _say(f"Created {settings.key} and {settings.public_key}")
+        say(f"Created {settings.key} and {settings.public_key}")
     if LocalProvider(settings).create():
-        _say(f"Created the local box {settings.name}; start it with `fab box.start`")
+        say(f"Created the local box {settings.name}; start it with `fab box.start`")
     else:
-        _say(f"The local box {settings.name} already exists")
+        say(f"The local box {settings.name} already exists")
 
 
 @task
@@ -199,13 +216,23 @@ def destroy(c: Any) -> None:
     removed = ssh.remove_entry(settings)
     forgot = ssh.forget_host_key(settings)
     if destroyed:
-        _say(f"Destroyed the local box {settings.name}")
+        say(f"Destroyed the local box {settings.name}")
     else:
-        _say(f"There was no local box {settings.name}")
+        say(f"There was no local box {settings.name}")
     if removed:
-        _say(f"Removed {ssh.entry_path(settings)}")
+        say(f"Removed {ssh.entry_path(settings)}")
     if forgot:
-        _say(f"Forgot the host key of {settings.name}")
+        say(f"Forgot the host key of {settings.name}")
+
+
+@task
+@user_errors
+def bootstrap(c: Any) -> None:
+    """Base set-up of the box: package index, base packages, swap file (idempotent)."""
+    settings = settings_of(c)
+    with box_connection(settings) as conn:
+        changed = bootstrap_box(conn, say=say)
+    say(f"Bootstrapped {settings.name}" if changed else f"{settings.name}: nothing to change")
 
 
 def _local_only(settings: BoxSettings, verb: str, pulumi_command: str) -> BoxSettings:
@@ -228,4 +255,5 @@ box = Collection(
     forget_host_key,
     create,
     destroy,
+    bootstrap,
 )

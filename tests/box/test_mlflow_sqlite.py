@@ -1,0 +1,177 @@
+"""MLflow with SQLite on the real local box: install, use it from the real client, keep it.
+
+The module bootstraps the box and installs MLflow once (about a minute with a cold pip
+cache); every test then acts on that server, as a user would, through the pinned SSH
+connection, the real `fab` CLI and the real MLflow client over an SSH tunnel.
+"""
+
+from __future__ import annotations
+
+import base64
+import select
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from remote.bootstrap import bootstrap
+from remote.mlflow_server import wait_healthy
+from remote.mlflow_setup import admin_password_path, install_on_box
+from remote.mlflow_status import backup, status
+from remote.providers.local import LocalProvider
+from remote.settings import BoxSettings
+from tests.box.conftest import REPO_ROOT
+from tests.box.mlflow_box import FAB, MlflowBox, free_port, log_a_run
+
+pytestmark = pytest.mark.box
+
+
+@pytest.fixture(scope="module")
+def mlflow_box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[MlflowBox]:
+    box = MlflowBox(local_settings, local_box, "", None)
+    box.start()
+    bootstrap(box.conn)
+    install_on_box(box.conn, local_settings, box.address)
+    try:
+        yield box
+    finally:
+        box.conn.close()
+
+
+def test_health_and_the_real_client_logs_and_reads_back_a_run(mlflow_box: MlflowBox) -> None:
+    import mlflow
+
+    assert mlflow_box.sh("curl -fsS http://127.0.0.1:5000/health").strip() == "OK"
+    with mlflow_box.tracking():
+        run_id = log_a_run()
+        run = mlflow.get_run(run_id)
+        assert run.data.metrics["rmse"] == 0.25
+        assert run.data.params["alpha"] == "0.5"
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/notes/hello.txt")
+        assert text == "hello from the controller"
+    # Proxied artifact serving: the file is in the server's local store, not the client's.
+    found = mlflow_box.sh(f"sudo find /var/lib/mlflow/artifacts -path '*{run_id}*' -name hello.txt")
+    assert found.strip()
+
+
+def test_the_server_listens_on_loopback_only(mlflow_box: MlflowBox) -> None:
+    listening = mlflow_box.sh("sudo ss -Hltn 'sport = :5000'").split()
+    addresses = [word for word in listening if word.endswith(":5000")]
+    assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), listening
+
+
+def test_a_second_install_changes_nothing(mlflow_box: MlflowBox) -> None:
+    before = mlflow_box.started_at()
+    said: list[str] = []
+    changed = install_on_box(
+        mlflow_box.conn, mlflow_box.settings, mlflow_box.address, say=said.append
+    )
+    assert not changed
+    assert (
+        said == ["MLflow 3.17.2 is installed and running; nothing changed"]
+        or "nothing changed" in said[-1]
+    )
+    assert mlflow_box.started_at() == before
+    cli = mlflow_box.fab("mlflow.install")
+    assert cli.returncode == 0, cli.stderr
+    assert "nothing changed" in cli.stdout
+    assert mlflow_box.started_at() == before
+
+
+def test_an_unknown_version_fails_clearly_and_keeps_the_server(mlflow_box: MlflowBox) -> None:
+    before = mlflow_box.started_at()
+    result = mlflow_box.fab("mlflow.install", "--version", "9.9.9")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "MLflow 9.9.9 is not on PyPI" in result.stderr.strip().splitlines()[-1]
+    assert mlflow_box.started_at() == before
+    assert mlflow_box.sh("curl -fsS http://127.0.0.1:5000/health").strip() == "OK"
+    assert mlflow_box.sh("ls /opt/mlflow/venvs").split() == ["3.17.2"]
+
+
+def test_status_and_backup(mlflow_box: MlflowBox, tmp_path: Path) -> None:
+    current = status(mlflow_box.conn)
+    assert current.state == "active" and current.enabled
+    assert current.version == "3.17.2"
+    assert current.backend == "sqlite" and current.backend_where == "/var/lib/mlflow/mlflow.db"
+    assert current.listen == "127.0.0.1:5000"
+    assert int(current.runs) >= 1 and int(current.experiments) >= 2
+    made = backup(mlflow_box.conn, tmp_path, mlflow_box.settings.name)
+    assert made.runs == int(current.runs)
+    assert made.path.stat().st_mode & 0o777 == 0o600
+    cli = mlflow_box.fab("mlflow.status")
+    assert cli.returncode == 0 and "3.17.2" in cli.stdout and "runs" in cli.stdout
+
+
+def test_fab_mlflow_ui_tunnels_until_ctrl_c(mlflow_box: MlflowBox) -> None:
+    port = free_port()
+    ui = subprocess.Popen(
+        [FAB, "-r", str(REPO_ROOT), "mlflow.ui", "--port", str(port)],
+        env=mlflow_box.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        # The task prints the URL once MLflow answers through its tunnel.
+        deadline = time.monotonic() + 60
+        assert ui.stdout is not None
+        line = ""
+        while "MLflow UI:" not in line:
+            assert ui.poll() is None, ui.communicate()
+            ready, _, _ = select.select([ui.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, "fab mlflow.ui never printed its URL"
+            line = ui.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200
+        ui.send_signal(signal.SIGINT)
+        out, err = ui.communicate(timeout=30)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    assert ui.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Tunnel closed" in out
+
+
+def test_public_is_opt_in_and_needs_the_admin_password(
+    mlflow_box: MlflowBox, tmp_path: Path
+) -> None:
+    install_on_box(
+        mlflow_box.conn, mlflow_box.settings, mlflow_box.address, public=True, secrets_dir=tmp_path
+    )
+    secret = admin_password_path(mlflow_box.settings, tmp_path)
+    assert secret.stat().st_mode & 0o777 == 0o600
+    url = f"http://{mlflow_box.address}:5000/api/2.0/mlflow/experiments/search?max_results=1"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401
+    token = base64.b64encode(f"admin:{secret.read_text().strip()}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    # The password is on the box only in the root-only environment file.
+    assert mlflow_box.sh("sudo stat -c '%a %U' /etc/mlflow/mlflow.env").strip() == "600 root"
+    assert secret.read_text().strip() not in mlflow_box.sh("ps -eo args")
+    # Back to the default: loopback only, no auth.
+    install_on_box(mlflow_box.conn, mlflow_box.settings, mlflow_box.address)
+    test_the_server_listens_on_loopback_only(mlflow_box)
+
+
+def test_a_stop_and_start_keeps_the_run(mlflow_box: MlflowBox) -> None:
+    import mlflow
+
+    with mlflow_box.tracking():
+        run_id = log_a_run()
+    mlflow_box.provider.stop(timeout_s=60)
+    mlflow_box.start()
+    wait_healthy(mlflow_box.conn, 5000)
+    with mlflow_box.tracking():
+        assert mlflow.get_run(run_id).data.metrics["rmse"] == 0.25
