@@ -12,7 +12,7 @@ import paramiko
 from fabric import Config, Connection
 from paramiko.config import SSHConfig
 
-from remote import ssh
+from remote import host_keys, ssh
 from remote.errors import HostKeyMismatch
 from remote.settings import BoxSettings
 from remote.waiting import wait_for
@@ -36,7 +36,7 @@ class PinnedHostKeyPolicy(paramiko.MissingHostKeyPolicy):
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
         offered = (key.get_name(), key.get_base64())
-        pinned = ssh.pinned_keys(self.settings)
+        pinned = host_keys.pinned_keys(self.settings)
         if offered in pinned:
             return
         name = self.settings.name
@@ -52,7 +52,7 @@ class PinnedHostKeyPolicy(paramiko.MissingHostKeyPolicy):
                 f"No host key is pinned for {name} in {ssh.known_hosts_path(self.settings)}: "
                 "run `fab box.start`, which pins it on its first connection."
             )
-        ssh.pin_host_key(self.settings, *offered)
+        host_keys.pin_host_key(self.settings, *offered)
 
 
 class _PinnedClient(paramiko.SSHClient):

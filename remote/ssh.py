@@ -1,10 +1,10 @@
-"""The box's ssh Host entry, the one Include line that loads it, and its pinned host key.
+"""The box's ssh Host entry and the one Include line that loads it.
 
 Layout under `settings.ssh_dir` (normally ~/.ssh):
 
     config                  the user's file; we only ever add one Include line at its top
     mlops-box/<name>.conf   one Host entry per box, rendered from sshconfig.template
-    mlops-box/known_hosts   host keys of all boxes, each under its alias (HostKeyAlias)
+    mlops-box/known_hosts   host keys of all boxes, each under its alias (see host_keys.py)
     .mlops-box.lock         flock'd while any of the above is rewritten
 
 Every write is atomic (temp file in the same directory, fsync, os.replace), so a crash
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import jinja2
-from paramiko.hostkeys import HostKeys
 
 from remote import files
 from remote.errors import SshConfigError
@@ -130,15 +129,15 @@ def write_entry(settings: BoxSettings, address: str) -> bool:
     """Write the box's Host entry for `address`; return whether the file changed."""
     text = render_entry(settings, address)
     path = entry_path(settings)
-    _prepare_ssh_dir(settings)
+    prepare_ssh_dir(settings)
     if _read_own_entry(path) == text.encode():
         return False
-    with _locked(settings):
+    with locked(settings):
         # Checked again under the lock: another run may have written it meanwhile.
         if _read_own_entry(path) == text.encode():
             return False
-        _make_private_dir(entry_dir(settings))
-        _atomic_write(path, text.encode(), 0o600)
+        make_private_dir(entry_dir(settings))
+        atomic_write(path, text.encode(), 0o600)
     return True
 
 
@@ -150,8 +149,8 @@ def remove_entry(settings: BoxSettings) -> bool:
     path = entry_path(settings)
     if _read_own_entry(path) is None:
         return False
-    with _locked(settings):
-        _wrap_os(path, "remove", path.unlink)
+    with locked(settings):
+        wrap_os(path, "remove", path.unlink)
     return True
 
 
@@ -162,20 +161,20 @@ def ensure_include(settings: BoxSettings) -> bool:
     Include placed after a `Host` or `Match` line only applies inside that block. So the
     line goes above everything, even comments; every other byte of the file is kept.
     """
-    _prepare_ssh_dir(settings)
+    prepare_ssh_dir(settings)
     link = config_path(settings)
     target = _config_target(link)
     line = include_line(settings)
-    with _locked(settings):
+    with locked(settings):
         current = _read_config(target)
         if current is not None and _has_include(current, line):
             return False
         if current is None:
-            _atomic_write(target, f"{line}\n".encode(), 0o600)
+            atomic_write(target, f"{line}\n".encode(), 0o600)
             return True
         newline = b"\r\n" if current.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
         mode = stat.S_IMODE(target.stat().st_mode)
-        _atomic_write(target, line.encode() + newline + current, mode)
+        atomic_write(target, line.encode() + newline + current, mode)
     return True
 
 
@@ -185,57 +184,7 @@ def update(settings: BoxSettings, address: str) -> bool:
     return ensure_include(settings) or changed
 
 
-# --- pinned host keys -------------------------------------------------------------
-
-
-def pinned_keys(settings: BoxSettings) -> list[tuple[str, str]]:
-    """The (key type, base64 key) pairs pinned for the box's alias; empty if none."""
-    path = known_hosts_path(settings)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise SshConfigError(
-            f"Cannot read {path} ({exc.strerror}): fix its permissions or remove it."
-        ) from None
-    keys = []
-    for line in data.decode(errors="replace").splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and _names_alias(fields[0], settings.name):
-            keys.append((fields[1], fields[2]))
-    return keys
-
-
-def pin_host_key(settings: BoxSettings, key_type: str, key_base64: str) -> None:
-    """Append `<alias> <type> <key>` to the project's known_hosts, in OpenSSH's format."""
-    path = known_hosts_path(settings)
-    _prepare_ssh_dir(settings)
-    with _locked(settings):
-        _make_private_dir(entry_dir(settings))
-        current = _wrap_os(path, "read", lambda: path.read_bytes() if path.exists() else b"")
-        if current and not current.endswith(b"\n"):
-            current += b"\n"
-        line = f"{settings.name} {key_type} {key_base64}\n".encode()
-        _atomic_write(path, current + line, 0o600)
-
-
-def forget_host_key(settings: BoxSettings) -> bool:
-    """Drop every known_hosts line for the box's alias; return whether any was there."""
-    path = known_hosts_path(settings)
-    if not path.exists():
-        return False
-    with _locked(settings):
-        data = _wrap_os(path, "read", path.read_bytes)
-        lines = data.splitlines(keepends=True)
-        kept = [ln for ln in lines if not _line_names_alias(ln, settings.name)]
-        if len(kept) == len(lines):
-            return False
-        _atomic_write(path, b"".join(kept), 0o600)
-    return True
-
-
-# --- helpers -------------------------------------------------------------------------
+# --- the ssh directory's file primitives (host_keys.py writes through them too) ------
 
 
 def _ssh_path(path: Path, *, tokens: bool) -> str:
@@ -259,23 +208,7 @@ def _has_include(data: bytes, line: str) -> bool:
     return False
 
 
-def _names_alias(names: str, alias: str) -> bool:
-    for name in names.split(","):
-        if name == alias:
-            return True
-        if name.startswith("|1|"):
-            with contextlib.suppress(ValueError, AssertionError):
-                if HostKeys.hash_host(alias, name) == name:
-                    return True
-    return False
-
-
-def _line_names_alias(line: bytes, alias: str) -> bool:
-    fields = line.decode(errors="replace").split()
-    return len(fields) >= 3 and not fields[0].startswith("#") and _names_alias(fields[0], alias)
-
-
-def _prepare_ssh_dir(settings: BoxSettings) -> None:
+def prepare_ssh_dir(settings: BoxSettings) -> None:
     """Check `ssh_dir` can hold our files; create it 0700 (as OpenSSH users expect) if missing."""
     ssh_dir = settings.ssh_dir
     if ssh_dir.is_dir():
@@ -291,7 +224,7 @@ def _prepare_ssh_dir(settings: BoxSettings) -> None:
             "set box.ssh_dir to a directory that exists or can be created."
         )
     _check_writable(ssh_dir.parent, "directory")
-    _make_private_dir(ssh_dir)
+    make_private_dir(ssh_dir)
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -314,7 +247,7 @@ def _read_own_entry(path: Path) -> bytes | None:
     )
     if path.is_symlink() or not path.is_file():
         raise not_ours
-    data = _wrap_os(path, "read", path.read_bytes)
+    data = wrap_os(path, "read", path.read_bytes)
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -353,28 +286,28 @@ def _config_target(link: Path) -> Path:
 def _read_config(path: Path) -> bytes | None:
     if not path.exists():
         return None
-    return _wrap_os(path, "read", path.read_bytes)
+    return wrap_os(path, "read", path.read_bytes)
 
 
-def _make_private_dir(path: Path) -> None:
+def make_private_dir(path: Path) -> None:
     if path.is_dir():
         return
     if path.exists() or path.is_symlink():
         raise SshConfigError(f"{path} is not a directory: move it away and run again.")
-    _wrap_os(path, "create", lambda: path.mkdir(mode=0o700))
+    wrap_os(path, "create", lambda: path.mkdir(mode=0o700))
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+def atomic_write(path: Path, data: bytes, mode: int) -> None:
     """Replace `path` with `data`, so readers see the old file or the new one, never a mix."""
-    _wrap_os(path, "write", lambda: files.write_atomically(path, data, mode))
+    wrap_os(path, "write", lambda: files.write_atomically(path, data, mode))
 
 
 @contextlib.contextmanager
-def _locked(settings: BoxSettings) -> Iterator[None]:
+def locked(settings: BoxSettings) -> Iterator[None]:
     """Serialise writers (two `fab` runs at once) on a lock file in ssh_dir."""
     lock = settings.ssh_dir / LOCK_NAME
-    fd = _wrap_os(lock, "open", lambda: os.open(lock, os.O_RDWR | os.O_CREAT, 0o600))
+    fd = wrap_os(lock, "open", lambda: os.open(lock, os.O_RDWR | os.O_CREAT, 0o600))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -382,7 +315,7 @@ def _locked(settings: BoxSettings) -> Iterator[None]:
         os.close(fd)
 
 
-def _wrap_os(path: Path, verb: str, action: Callable[[], T]) -> T:
+def wrap_os(path: Path, verb: str, action: Callable[[], T]) -> T:
     try:
         return action()
     except OSError as exc:

@@ -15,7 +15,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from remote import keys, ssh
+from remote import host_keys, keys, ssh
 from remote.bootstrap import bootstrap as bootstrap_box
 from remote.connection import connect, wait_for_ssh
 from remote.errors import ConfigError, MlopsBoxError, ProviderError
@@ -184,7 +184,7 @@ def keygen(c: Any) -> None:
 def forget_host_key(c: Any) -> None:
     """Forget the box's pinned host key (after re-creating the box on purpose)."""
     settings = settings_of(c)
-    if ssh.forget_host_key(settings):
+    if host_keys.forget_host_key(settings):
         say(f"Forgot the host key of {settings.name}; the next `fab box.start` pins the new one")
     else:
         say(f"No host key was pinned for {settings.name}")
@@ -214,7 +214,7 @@ def destroy(c: Any) -> None:
 
     destroyed = LocalProvider(settings).destroy()
     removed = ssh.remove_entry(settings)
-    forgot = ssh.forget_host_key(settings)
+    forgot = host_keys.forget_host_key(settings)
     if destroyed:
         say(f"Destroyed the local box {settings.name}")
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from paramiko.hostkeys import HostKeys
 
-from remote import ssh
+from remote import host_keys, ssh
 from remote.connection import connect, wait_for_ssh
 from remote.errors import HostKeyMismatch, WaitTimeout
 from remote.keys import keygen
@@ -33,12 +33,12 @@ def test_pinned_key_is_written_in_openssh_format(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     settings.ssh_dir.mkdir(parents=True)
 
-    ssh.pin_host_key(settings, "ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIExample")
+    host_keys.pin_host_key(settings, "ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIExample")
 
     path = ssh.known_hosts_path(settings)
     assert path.read_text() == f"{NAME} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n"
     assert path.stat().st_mode & 0o777 == 0o600
-    assert ssh.pinned_keys(settings) == [("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIExample")]
+    assert host_keys.pinned_keys(settings) == [("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIExample")]
 
 
 def test_forget_host_key_drops_only_the_alias(tmp_path: Path) -> None:
@@ -54,10 +54,10 @@ def test_forget_host_key_drops_only_the_alias(tmp_path: Path) -> None:
         + b"other,mlops-test-2 ssh-ed25519 AAAAthree"
     )
 
-    assert ssh.forget_host_key(settings) is True
+    assert host_keys.forget_host_key(settings) is True
 
     assert path.read_bytes() == others + b"other,mlops-test-2 ssh-ed25519 AAAAthree"
-    assert ssh.forget_host_key(settings) is False
+    assert host_keys.forget_host_key(settings) is False
 
 
 # --- a real sshd -------------------------------------------------------------------
@@ -164,13 +164,13 @@ def test_first_connection_pins_the_key_and_runs_commands(
     with connect(settings, "127.0.0.1", trust_on_first_use=True, port=server.port) as conn:
         assert conn.run("echo hi", hide=True, in_stream=False).stdout == "hi\n"
 
-    pinned = ssh.pinned_keys(settings)
+    pinned = host_keys.pinned_keys(settings)
     assert pinned == [public_key_of(server.workdir / "host_a")]
     assert ssh.known_hosts_path(settings).stat().st_mode & 0o777 == 0o600
     # Once pinned, a connection without trust-on-first-use is accepted too.
     with connect(settings, "127.0.0.1", trust_on_first_use=False, port=server.port) as conn:
         assert conn.run("echo again", hide=True, in_stream=False).stdout == "again\n"
-    assert ssh.pinned_keys(settings) == pinned
+    assert host_keys.pinned_keys(settings) == pinned
 
 
 def test_swapped_host_key_is_refused(box: tuple[BoxSettings, Sshd, Path]) -> None:
@@ -187,10 +187,10 @@ def test_swapped_host_key_is_refused(box: tuple[BoxSettings, Sshd, Path]) -> Non
     assert ssh.known_hosts_path(settings).read_bytes() == pinned_file
 
     # Re-created on purpose: forgetting the key lets the next start pin the new one.
-    assert ssh.forget_host_key(settings) is True
+    assert host_keys.forget_host_key(settings) is True
     with connect(settings, "127.0.0.1", trust_on_first_use=True, port=server.port) as conn:
         assert conn.run("echo hi", hide=True, in_stream=False).stdout == "hi\n"
-    assert ssh.pinned_keys(settings) == [public_key_of(key_b)]
+    assert host_keys.pinned_keys(settings) == [public_key_of(key_b)]
 
 
 def test_the_policy_decides_again_on_reconnect(box: tuple[BoxSettings, Sshd, Path]) -> None:
@@ -212,7 +212,7 @@ def test_no_pinned_key_without_trust_on_first_use_is_refused(
 
     with pytest.raises(HostKeyMismatch, match="No host key is pinned"):
         connect(settings, "127.0.0.1", trust_on_first_use=False, port=server.port).open()
-    assert ssh.pinned_keys(settings) == []
+    assert host_keys.pinned_keys(settings) == []
 
 
 def test_wait_for_ssh_does_not_retry_a_mismatch(box: tuple[BoxSettings, Sshd, Path]) -> None:
