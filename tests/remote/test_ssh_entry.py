@@ -14,7 +14,7 @@ import pytest
 from remote import ssh
 from remote.errors import SshConfigError
 from remote.settings import BoxSettings
-from tests.remote.factories import NAME
+from tests.remote.factories import NAME, PROJECT_DIR
 from tests.remote.factories import settings_in as make_settings
 
 needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
@@ -316,7 +316,11 @@ def test_permission_denied_by_the_os_is_a_clear_error() -> None:
     base = Path(tempfile.mkdtemp(prefix="mlops-box-test-"))
     try:
         base.chmod(0o755)
-        settings = make_settings(base)
+        # `nobody` must read the template: a copy here, wherever the clone itself lives.
+        project = base / "project"
+        project.mkdir(mode=0o755)
+        shutil.copy(PROJECT_DIR / "sshconfig.template", project / "sshconfig.template")
+        settings = make_settings(base, project_dir=project)
         settings.ssh_dir.mkdir(parents=True, mode=0o755)
         settings.ssh_dir.parent.chmod(0o755)
         ssh.config_path(settings).write_text("Host work\n")
