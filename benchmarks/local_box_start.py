@@ -25,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from remote import keys, ssh
-from remote.connection import wait_for_ssh
-from remote.providers.local import LocalProvider
+from remote.providers.local.provider import LocalProvider
 from remote.settings import load_settings
+from remote.ssh import config_entry as ssh
+from remote.ssh import keys
+from remote.ssh.connection import wait_for_ssh
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

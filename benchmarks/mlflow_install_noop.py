@@ -19,9 +19,9 @@ from pathlib import Path
 
 from fabric import Config
 
-from remote.connection import connect
 from remote.providers import get_provider
 from remote.settings import CONFIG_DEFAULTS, load_settings
+from remote.ssh.connection import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,6 +9,7 @@ from infra.database import MlflowDatabase, MlflowDatabaseArgs
 from infra.identity import BoxRole, BoxRoleArgs
 from infra.network import BoxSecurityGroup, BoxSecurityGroupArgs
 from infra.storage import ArtifactBucket, ArtifactBucketArgs
+from remote import contract
 
 # Validated before anything is declared: a bad setting stops here, with nothing created.
 config = load_config()
@@ -58,11 +59,11 @@ role = BoxRole(
 )
 
 wiring: dict[str, pulumi.Input[str]] = {
-    "mlops-box:mlflow-backend": config.mlflow_backend,
-    "mlops-box:artifact-bucket": artifacts.bucket.bucket,
+    contract.TAG_MLFLOW_BACKEND: config.mlflow_backend,
+    contract.TAG_ARTIFACT_BUCKET: artifacts.bucket.bucket,
 }
 if database:
-    wiring["mlops-box:db-instance"] = database.instance.identifier
+    wiring[contract.TAG_DB_INSTANCE] = database.instance.identifier
 
 box = Box(
     name,

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import BoxConfig
+from remote.contract import TAG_NAME
 
 # Canonical's account, which publishes the official Ubuntu images.
 CANONICAL_OWNER_ID = "099720109477"
@@ -64,7 +65,7 @@ class Box(pulumi.ComponentResource):
             ),
             # `shutdown -h` on the box stops it (the idle check relies on that), never terminates.
             instance_initiated_shutdown_behavior="stop",
-            tags={**config.tags, "Name": config.box_name, **args.wiring_tags},
+            tags={**config.tags, TAG_NAME: config.box_name, **args.wiring_tags},
             opts=child,
         )
         self.elastic_ip: aws.ec2.Eip | None = None
@@ -73,7 +74,7 @@ class Box(pulumi.ComponentResource):
                 f"{name}-eip",
                 domain="vpc",
                 instance=self.instance.id,
-                tags={**config.tags, "Name": config.box_name},
+                tags={**config.tags, TAG_NAME: config.box_name},
                 opts=child,
             )
         self.public_ip = self.elastic_ip.public_ip if self.elastic_ip else self.instance.public_ip

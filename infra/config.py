@@ -17,7 +17,8 @@ from typing import Literal, NoReturn
 
 import pulumi
 
-PROJECT = "mlops-box"
+from remote.contract import PROJECT, TAG_PROJECT, TAG_STACK
+
 BACKENDS = ("sqlite", "rds")
 ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
@@ -73,7 +74,7 @@ class BoxConfig:
     @property
     def tags(self) -> dict[str, str]:
         """Tags every taggable resource carries; the fab tasks find the box by them."""
-        return {"Project": PROJECT, "Stack": self.stack}
+        return {TAG_PROJECT: PROJECT, TAG_STACK: self.stack}
 
 
 def load_config() -> BoxConfig:

@@ -9,10 +9,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import DatabaseConfig
+from remote.contract import DB_NAME
 
 POSTGRES_PORT = 5432
 POSTGRES_MAJOR_VERSION = "16"
-DB_NAME = "mlflow"
 DB_USER = "mlflow"
 BACKUP_RETENTION_DAYS = 7
 

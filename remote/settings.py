@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from remote.contract import PROJECT
 from remote.errors import ConfigError
 
 PROVIDERS = ("aws", "local")
-PULUMI_PROJECT = "mlops-box"
 DEFAULT_NAME = "mlops-zoomcamp"
 DEFAULT_STACK = "dev"
 DEFAULT_USER = "ubuntu"
@@ -93,13 +93,13 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
     stack = _text(box, "stack") or DEFAULT_STACK
     pulumi = read_pulumi_config(project_dir, stack)
 
-    name = _text(box, "name") or pulumi.get(f"{PULUMI_PROJECT}:boxName") or DEFAULT_NAME
+    name = _text(box, "name") or pulumi.get(f"{PROJECT}:boxName") or DEFAULT_NAME
     if not _is_host_alias(name):
         raise ConfigError(
             f"box.name is {name!r}: use letters, digits, '-', '_' or '.' only "
             "(it becomes the ssh alias)."
         )
-    user = _text(box, "user") or pulumi.get(f"{PULUMI_PROJECT}:sshUser") or DEFAULT_USER
+    user = _text(box, "user") or pulumi.get(f"{PROJECT}:sshUser") or DEFAULT_USER
     region = (
         _text(box, "region")
         or pulumi.get("aws:region")
@@ -108,7 +108,7 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
     )
     key_text = _text(box, "key")
     if not key_text:
-        public = pulumi.get(f"{PULUMI_PROJECT}:sshPublicKeyPath")
+        public = pulumi.get(f"{PROJECT}:sshPublicKeyPath")
         key_text = public.removesuffix(".pub") if public else f"~/.ssh/{name}"
     ssh_dir = expand_home(_text(box, "ssh_dir") or "~/.ssh")
 
@@ -155,7 +155,7 @@ def read_pulumi_config(project_dir: Path, stack: str) -> dict[str, str]:
     for key, spec in (project.get("config") or {}).items():
         default = spec.get("default") if isinstance(spec, dict) else spec
         if isinstance(default, str | int | float | bool):
-            full = key if ":" in key else f"{PULUMI_PROJECT}:{key}"
+            full = key if ":" in key else f"{PROJECT}:{key}"
             values[full] = str(default)
     stack_file = _read_yaml(project_dir / f"Pulumi.{stack}.yaml")
     for key, value in (stack_file.get("config") or {}).items():

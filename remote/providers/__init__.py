@@ -1,29 +1,34 @@
 """Providers: the only cloud-specific code outside infra/.
 
-A provider answers four questions and nothing more (see `base.Provider`). `get_provider`
-picks one from the settings.
+A provider answers the verbs of `base.Provider` and nothing more. `get_provider` picks
+one from the settings; each is imported only when picked, so `fab -l` loads no cloud SDK.
 """
 
 from __future__ import annotations
 
-from remote.errors import ConfigError
-from remote.providers.base import BoxState, Provider, State
-from remote.settings import BoxSettings
+import importlib
 
-__all__ = ["BoxState", "Provider", "State", "get_provider"]
+from remote.errors import ConfigError
+from remote.providers.base import AccessChange, BoxState, Database, Provider, State
+from remote.settings import PROVIDERS, BoxSettings
+
+__all__ = ["AccessChange", "BoxState", "Database", "Provider", "State", "get_provider"]
+
+# box.provider -> the module and class that implement it.
+_IMPLEMENTATIONS = {
+    "aws": ("remote.providers.aws", "AwsProvider"),
+    "local": ("remote.providers.local", "LocalProvider"),
+}
+assert set(_IMPLEMENTATIONS) == set(PROVIDERS)
 
 
 def get_provider(settings: BoxSettings) -> Provider:
     """Return the provider named by `settings.provider`."""
-    if settings.provider == "aws":
-        from remote.providers.aws import AwsProvider
-
-        return AwsProvider(settings)
-    if settings.provider == "local":
-        from remote.providers.local import LocalProvider
-
-        return LocalProvider(settings)
-    raise ConfigError(
-        f"Unknown box provider {settings.provider!r}: set box.provider in fabric.yaml "
-        "(or FABRIC_BOX_PROVIDER) to 'aws' or 'local'."
-    )
+    if settings.provider not in _IMPLEMENTATIONS:
+        raise ConfigError(
+            f"Unknown box provider {settings.provider!r}: set box.provider in fabric.yaml "
+            f"(or FABRIC_BOX_PROVIDER) to one of {', '.join(PROVIDERS)}."
+        )
+    module, name = _IMPLEMENTATIONS[settings.provider]
+    provider: Provider = getattr(importlib.import_module(module), name)(settings)
+    return provider

@@ -1,19 +1,25 @@
-"""The provider contract: start it, stop it, what state is it in, what address does it have.
+"""The provider contract: start it, stop it, what state is it in, what address does it have,
+and the few verbs a cloud needs (make or remove the box, open SSH to this machine, the
+stack's artifact bucket and database).
 
 Each provider module implements exactly these verbs with these signatures; the
-docstrings below are the contract.
+docstrings below are the contract. Callers never ask which provider they hold.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from remote.changes import Changed
 
 # Generous enough for an EC2 start (a cold start may take minutes); the local box is faster.
 START_TIMEOUT_S = 480
 STOP_TIMEOUT_S = 300
+# Answers with the caller's public address; what `allow_ssh_from` asks by default.
+DEFAULT_ECHO_URL = "https://checkip.amazonaws.com"
 
 
 class State(enum.Enum):
@@ -37,6 +43,26 @@ class BoxState:
     started_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class AccessChange:
+    """What opening SSH to this machine did, in words, and what the user should do next."""
+
+    summary: str
+    changed: Changed
+    follow_up: str | None = None
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL database the box's MLflow can use; the password stays out of repr()."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str = field(repr=False)
+
+
 class Provider(Protocol):
     """One box, found from the settings; never a saved address."""
 
@@ -58,4 +84,32 @@ class Provider(Protocol):
 
     def address(self) -> str:
         """Return the address to reach the box at now; ProviderError if it has none."""
+        ...
+
+    def create(self) -> Changed:
+        """Make the box (and the key pair it is reached with) if absent; say what was made.
+
+        ConfigError where the box is made by something else (`pulumi up`).
+        """
+        ...
+
+    def destroy(self) -> bool:
+        """Stop and delete the box; return whether there was one. ConfigError as for create."""
+        ...
+
+    def allow_ssh_from(self, ip: str | None, echo_url: str) -> AccessChange:
+        """Let only `ip` (default: this machine's public address, asked of `echo_url`) reach
+        the box's SSH port. ConfigError where the box has no firewall of its own."""
+        ...
+
+    def artifact_bucket(self) -> str | None:
+        """The object-store bucket made for MLflow's artifacts, None if the box has none."""
+        ...
+
+    def database(self) -> Database:
+        """The stack's PostgreSQL database for MLflow, with its current password.
+
+        DatabaseNotConfigured where the box has none; other DatabaseErrors if it is not
+        usable yet.
+        """
         ...

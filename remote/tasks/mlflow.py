@@ -1,28 +1,20 @@
-"""`fab mlflow.*`: the MLflow tracking server on the box.
-
-Thin adapters: each task reads the settings, connects to the running box over its
-pinned host key, calls a library function and prints what happened.
-"""
+"""`fab mlflow.*`: the MLflow tracking server on the box."""
 
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from fabric import task
 from invoke import Collection
 
-from remote.errors import TunnelError
-from remote.mlflow_config import DEFAULT_PORT, controller_version
-from remote.mlflow_setup import admin_password_path, install_on_box
-from remote.mlflow_status import backup as backup_db
-from remote.mlflow_status import status as read_status
-from remote.tasks.box import box_connection, running_address, say, settings_of, user_errors
-from remote.waiting import wait_for
-
-UI_READY_TIMEOUT_S = 20
+from remote.mlflow.backup import backup as backup_db
+from remote.mlflow.install import admin_password_path, install_on_box
+from remote.mlflow.spec import DEFAULT_PORT, controller_version
+from remote.mlflow.status import status as read_status
+from remote.ssh.tunnel import tunnel
+from remote.tasks._common import box_connection, box_of, say, user_errors
 
 
 @task(
@@ -44,13 +36,14 @@ def install(
     allowed_hosts: str = "",
 ) -> None:
     """Install MLflow on the box as a service on 127.0.0.1:5000 (idempotent)."""
-    settings = settings_of(c)
-    address = running_address(settings)
+    settings, provider = box_of(c)
+    address = provider.address()
     hosts = tuple(h.strip() for h in allowed_hosts.split(",") if h.strip())
-    with box_connection(settings) as conn:
+    with box_connection(settings, provider) as conn:
         changed = install_on_box(
             conn,
             settings,
+            provider,
             address,
             backend=backend,
             version=version,
@@ -59,7 +52,7 @@ def install(
             say=say,
         )
     if changed:
-        say(f"MLflow on {settings.name} changed: {', '.join(changed.changes)}")
+        say(f"MLflow on {settings.name} changed: {changed}")
     if public:
         say(
             f"MLflow listens on {address}:{DEFAULT_PORT} behind basic auth (user admin, "
@@ -73,8 +66,8 @@ def install(
 @user_errors
 def status(c: Any) -> None:
     """Show MLflow's service state, version, backend, artifact store, experiments and runs."""
-    settings = settings_of(c)
-    with box_connection(settings) as conn:
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
         say(read_status(conn).describe(settings.name))
 
 
@@ -82,47 +75,32 @@ def status(c: Any) -> None:
 @user_errors
 def ui(c: Any, port: int = DEFAULT_PORT) -> None:
     """Tunnel http://127.0.0.1:<port> to MLflow on the box until Ctrl-C."""
-    settings = settings_of(c)
-    url = f"http://127.0.0.1:{port}"
+    settings, provider = box_of(c)
     try:
-        with box_connection(settings) as conn:
-            try:
-                tunnel = conn.forward_local(port, remote_port=DEFAULT_PORT, remote_host="127.0.0.1")
-                tunnel.__enter__()
-            except OSError as exc:
-                raise TunnelError(
-                    f"Cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port."
-                ) from None
-            try:
-                wait_for(
-                    lambda: _answers(f"{url}/health"),
-                    what=f"MLflow through the tunnel ({url})",
-                    timeout_s=UI_READY_TIMEOUT_S,
-                    hint="Is MLflow running? See `fab mlflow.status`, or `fab mlflow.install`.",
-                )
-                say(f"MLflow UI: {url} (tunnel to {settings.name}; Ctrl-C to close)")
-                while True:
-                    time.sleep(3600)
-            finally:
-                tunnel.__exit__(None, None, None)
+        with (
+            box_connection(settings, provider) as conn,
+            tunnel(
+                conn,
+                port,
+                DEFAULT_PORT,
+                health_path="/health",
+                what="MLflow",
+                hint="Is MLflow running? See `fab mlflow.status`, or `fab mlflow.install`.",
+            ) as url,
+        ):
+            say(f"MLflow UI: {url} (tunnel to {settings.name}; Ctrl-C to close)")
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         say("Tunnel closed")
-
-
-def _answers(url: str) -> bool | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return True if response.status == 200 else None
-    except OSError:
-        return None
 
 
 @task(help={"dest": "Directory on this machine for the copy (default: the current one)."})
 @user_errors
 def backup(c: Any, dest: str = ".") -> None:
     """Copy MLflow's SQLite database from the box, consistently (RDS: use snapshots)."""
-    settings = settings_of(c)
-    with box_connection(settings) as conn:
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
         made = backup_db(conn, Path(dest).expanduser().absolute(), settings.name)
     say(
         f"Backed up {made.experiments} experiments, {made.runs} runs "

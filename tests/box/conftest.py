@@ -7,6 +7,7 @@ Fixtures other box tests build on:
                   that nothing it made on the host (netns, veth, iptables rules,
                   processes) is left
   running_box     (provider, state) with the box started: a no-op when it already runs
+  box_conn        a pinned Fabric connection to the running box, its ssh entry up to date
   host_leftovers  a function: box name -> the netns, veth and iptables rules still there
 """
 
@@ -19,15 +20,17 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
-from remote import keys
-from remote.localbox import netns
 from remote.providers.base import BoxState
-from remote.providers.local import LocalProvider
+from remote.providers.local import netns
+from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings, load_settings
+from remote.ssh import config_entry as ssh
+from remote.ssh import keys
+from remote.ssh.connection import connect, wait_for_ssh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_SUBNET = "10.214.0.0/16"
@@ -117,3 +120,14 @@ def host_leftovers() -> Callable[[str], list[str]]:
 @pytest.fixture
 def running_box(local_box: LocalProvider) -> RunningBox:
     return RunningBox(local_box, local_box.start(timeout_s=START_TIMEOUT_S))
+
+
+@pytest.fixture
+def box_conn(local_settings: BoxSettings, running_box: RunningBox) -> Iterator[Any]:
+    """A pinned connection to the running test box, its ssh entry up to date."""
+    address = running_box.state.address
+    assert address is not None
+    ssh.update(local_settings, address)
+    wait_for_ssh(local_settings, address, 60)
+    with connect(local_settings, address, trust_on_first_use=False) as conn:
+        yield conn

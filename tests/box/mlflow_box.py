@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remote import ssh
-from remote.connection import connect, wait_for_ssh
-from remote.providers.local import LocalProvider
+from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
+from remote.ssh import config_entry as ssh
+from remote.ssh.connection import connect, wait_for_ssh
 from tests.box.conftest import REPO_ROOT, START_TIMEOUT_S
 
 FAB = str(Path(sys.executable).with_name("fab"))

@@ -9,7 +9,7 @@ host_postgres  (session) a private cluster (initdb as the `postgres` OS user in 
                /tmp dir), database `mlflow` owned by role `mlflow` whose password is
                generated and full of characters that need quoting; stopped and deleted
                at the end of the session
-rds_store      the PostgresStore that find_rds_store returns for the running test box
+rds_store      the PostgresStore that the provider's database() gives for the running test box
                when moto holds its tagged instance, RDS instance and master secret (with
                the real password), with host and port pointed at the real server
 
@@ -41,8 +41,9 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from remote.localbox import netns
-from remote.mlflow_backend import PostgresStore, find_rds_store
+from remote.mlflow.store import PostgresStore
+from remote.providers.aws.stack import find_database
+from remote.providers.local import netns
 from remote.settings import BoxSettings
 from tests.box.conftest import TEST_SUBNET, RunningBox
 from tests.remote.moto_rds import seed_rds_box
@@ -197,7 +198,7 @@ def rds_store(
     local_settings: BoxSettings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> PostgresStore:
-    """What find_rds_store returns for the test box, pointed at the host PostgreSQL.
+    """What the provider's database() gives for the test box, pointed at the host PostgreSQL.
 
     moto plays AWS: the box's instance tagged for the rds backend, its RDS instance, and
     the master secret holding the real server's user and password. moto's RDS endpoint is
@@ -217,5 +218,5 @@ def rds_store(
             stack=aws_settings.stack,
             region=MOTO_REGION,
         )
-        store = find_rds_store(aws_settings)
+        store = PostgresStore.of(find_database(aws_settings))
     return dataclasses.replace(store, host=host_address(local_settings), port=host_postgres.port)

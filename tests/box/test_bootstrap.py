@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fabric import Connection
 
-from remote import remote_files, ssh
-from remote.bootstrap import BASE_PACKAGES, bootstrap
-from remote.connection import connect, wait_for_ssh
-from remote.providers.local import LocalProvider
-from remote.settings import BoxSettings
-from tests.box.conftest import START_TIMEOUT_S
+from remote.system import files as remote_files
+from remote.system.bootstrap import BASE_PACKAGES, bootstrap
+from remote.system.files import RemoteFile
 
 pytestmark = pytest.mark.box
 
 
 @pytest.fixture
-def conn(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[Connection]:
-    """A pinned connection to the running test box, its ssh entry up to date."""
-    state = local_box.start(timeout_s=START_TIMEOUT_S)
-    assert state.address is not None
-    ssh.update(local_settings, state.address)
-    wait_for_ssh(local_settings, state.address, 60)
-    with connect(local_settings, state.address, trust_on_first_use=False) as conn:
-        yield conn
+def conn(box_conn: Connection) -> Connection:
+    return box_conn
 
 
 def test_bootstrap_installs_the_base_packages_then_changes_nothing(conn: Connection) -> None:
@@ -36,7 +25,7 @@ def test_bootstrap_installs_the_base_packages_then_changes_nothing(conn: Connect
     assert installed.count("install ok installed") == len(BASE_PACKAGES)
     assert conn.run("python3 -m venv --help", hide=True, warn=True).ok
     said: list[str] = []
-    assert bootstrap(conn, say=said.append) is False
+    assert not bootstrap(conn, say=said.append)
     # A container cannot swapon: it is said, and no swap file is left behind.
     assert any("cannot swapon" in line for line in said)
     assert not conn.run("test -e /swapfile", hide=True, warn=True).ok
@@ -46,8 +35,9 @@ def test_bootstrap_installs_the_base_packages_then_changes_nothing(conn: Connect
 def test_remote_files_write_only_what_differs_with_mode_and_owner(conn: Connection) -> None:
     path = "/etc/mlops-box-test/secret.env"
     conn.run("sudo -n install -d /etc/mlops-box-test", hide=True)
-    assert remote_files.ensure_file(conn, path, "TOKEN=s3cret\n", mode=0o600) is True
-    assert remote_files.ensure_file(conn, path, "TOKEN=s3cret\n", mode=0o600) is False
+    secret = RemoteFile(path, b"TOKEN=s3cret\n", 0o600)
+    assert remote_files.ensure(conn, secret).changes == [path]
+    assert not remote_files.ensure(conn, secret)
     assert conn.run(f"sudo -n stat -c '%a %U %G' {path}", hide=True).stdout.split() == [
         "600",
         "root",
@@ -55,7 +45,7 @@ def test_remote_files_write_only_what_differs_with_mode_and_owner(conn: Connecti
     ]
     assert not conn.run(f"cat {path}", hide=True, warn=True).ok  # not for the login user
     # A changed mode alone is a change too; the temp file is gone afterwards.
-    assert remote_files.ensure_file(conn, path, "TOKEN=s3cret\n", mode=0o640) is True
+    assert remote_files.ensure(conn, RemoteFile(path, b"TOKEN=s3cret\n", 0o640)).changes == [path]
     assert conn.run(f"sudo -n cat {path}", hide=True).stdout == "TOKEN=s3cret\n"
     assert conn.run(f"sudo -n ls {path}.mlops-box-new", hide=True, warn=True).failed
     conn.run("sudo -n rm -rf /etc/mlops-box-test", hide=True)

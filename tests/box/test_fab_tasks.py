@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from remote import ssh
-from remote.connection import connect
 from remote.settings import BoxSettings, load_settings
+from remote.ssh import config_entry as ssh
+from remote.ssh.connection import connect
 from tests.box.conftest import REPO_ROOT, find_leftovers
 
 pytestmark = pytest.mark.box

@@ -14,9 +14,9 @@ import paramiko
 import pytest
 
 from remote.errors import ProviderError
-from remote.localbox import netns, nspawn, rootfs
 from remote.providers.base import BoxState, State
-from remote.providers.local import LocalProvider, ssh_banner
+from remote.providers.local import netns, nspawn, rootfs
+from remote.providers.local.provider import LocalProvider, ssh_banner
 from remote.settings import BoxSettings
 
 pytestmark = pytest.mark.box
@@ -54,7 +54,7 @@ def run(client: paramiko.SSHClient, command: str, timeout_s: float = 120) -> str
 
 def test_second_create_changes_nothing_and_is_fast(local_box: LocalProvider) -> None:
     began = time.monotonic()
-    assert local_box.create() is False
+    assert not local_box.create()
     assert time.monotonic() - began < 5
 
 

@@ -16,12 +16,12 @@ from urllib.parse import quote
 
 import pytest
 
-from remote.bootstrap import bootstrap
 from remote.errors import DatabaseAuthError, DatabaseUnreachable
-from remote.mlflow_backend import PostgresStore
-from remote.mlflow_setup import install_on_box
-from remote.providers.local import LocalProvider
+from remote.mlflow.install import install_on_box
+from remote.mlflow.store import PostgresStore
+from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
+from remote.system.bootstrap import bootstrap
 from tests.box import postgres
 from tests.box.mlflow_box import MlflowBox, log_a_run
 from tests.box.postgres import HostPostgres
@@ -39,7 +39,9 @@ def rds_box(
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.address, backend="rds", rds_store=rds_store)
+    install_on_box(
+        box.conn, local_settings, box.provider, box.address, backend="rds", rds_store=rds_store
+    )
     try:
         yield box
     finally:
@@ -129,7 +131,12 @@ def test_a_bad_database_leaves_the_running_server_and_its_data(
     bad = dataclasses.replace(rds_store, **change(rds_store))  # type: ignore[operator]
     with pytest.raises(error) as caught:
         install_on_box(
-            rds_box.conn, rds_box.settings, rds_box.address, backend="rds", rds_store=bad
+            rds_box.conn,
+            rds_box.settings,
+            rds_box.provider,
+            rds_box.address,
+            backend="rds",
+            rds_store=bad,
         )
     text = str(caught.value)
     assert message in text and "\n" not in text

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from remote.bootstrap import bootstrap
-from remote.mlflow_server import wait_healthy
-from remote.mlflow_setup import admin_password_path, install_on_box
-from remote.mlflow_status import backup, status
-from remote.providers.local import LocalProvider
+from remote.mlflow.backup import backup
+from remote.mlflow.install import admin_password_path, install_on_box
+from remote.mlflow.server import wait_healthy
+from remote.mlflow.status import status
+from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
+from remote.system.bootstrap import bootstrap
 from tests.box.conftest import REPO_ROOT
 from tests.box.mlflow_box import FAB, MlflowBox, free_port, log_a_run
 
@@ -36,7 +37,7 @@ def mlflow_box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterato
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.address)
+    install_on_box(box.conn, local_settings, box.provider, box.address)
     try:
         yield box
     finally:
@@ -69,7 +70,11 @@ def test_a_second_install_changes_nothing(mlflow_box: MlflowBox) -> None:
     before = mlflow_box.started_at()
     said: list[str] = []
     changed = install_on_box(
-        mlflow_box.conn, mlflow_box.settings, mlflow_box.address, say=said.append
+        mlflow_box.conn,
+        mlflow_box.settings,
+        mlflow_box.provider,
+        mlflow_box.address,
+        say=said.append,
     )
     assert not changed
     assert (
@@ -145,7 +150,12 @@ def test_public_is_opt_in_and_needs_the_admin_password(
     mlflow_box: MlflowBox, tmp_path: Path
 ) -> None:
     install_on_box(
-        mlflow_box.conn, mlflow_box.settings, mlflow_box.address, public=True, secrets_dir=tmp_path
+        mlflow_box.conn,
+        mlflow_box.settings,
+        mlflow_box.provider,
+        mlflow_box.address,
+        public=True,
+        secrets_dir=tmp_path,
     )
     secret = admin_password_path(mlflow_box.settings, tmp_path)
     assert secret.stat().st_mode & 0o777 == 0o600
@@ -161,7 +171,7 @@ def test_public_is_opt_in_and_needs_the_admin_password(
     assert mlflow_box.sh("sudo stat -c '%a %U' /etc/mlflow/mlflow.env").strip() == "600 root"
     assert secret.read_text().strip() not in mlflow_box.sh("ps -eo args")
     # Back to the default: loopback only, no auth.
-    install_on_box(mlflow_box.conn, mlflow_box.settings, mlflow_box.address)
+    install_on_box(mlflow_box.conn, mlflow_box.settings, mlflow_box.provider, mlflow_box.address)
     test_the_server_listens_on_loopback_only(mlflow_box)
 
 

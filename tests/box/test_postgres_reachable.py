@@ -1,27 +1,32 @@
 """The local box reaches a real PostgreSQL on this machine, as an EC2 box reaches RDS.
 
-The password travels as in production: find_rds_store (moto holding the real one), then
-a root-only systemd EnvironmentFile line on the box, read by the agent there.
+The password travels as in production: the AWS provider's database() (moto holding the
+real one), then a root-only systemd EnvironmentFile line on the box, which systemd reads
+for the agent there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import shlex
 from collections.abc import Iterator
 
 import pytest
 from fabric import Connection
 
-from remote.connection import connect
 from remote.errors import DatabaseAuthError, DatabaseNotFound, DatabaseUnreachable
-from remote.mlflow_backend import PostgresStore, check_postgres, check_store, env_file_line
+from remote.mlflow.spec import env_file_line
+from remote.mlflow.store import CANDIDATE_ENV_FILE, PostgresStore, check_store
+from remote.mlflow.store import check_store_in as check_postgres
 from remote.settings import BoxSettings
+from remote.ssh.connection import connect
+from remote.system import files
+from remote.system.files import RemoteFile
 from tests.box import postgres
 from tests.box.conftest import RunningBox
 from tests.box.postgres import HostPostgres
+from tests.nasty_values import NASTY_PASSWORDS
 
 pytestmark = pytest.mark.box
 # The fixtures this module uses, made visible to pytest (an import alone would be an
@@ -50,14 +55,11 @@ def box(running_box: RunningBox, local_settings: BoxSettings) -> Iterator[Connec
     conn.close()
 
 
-def write_env_file(conn: Connection, uri: str) -> None:
+def write_env_file(conn: Connection, uri: str, key: str = "MLFLOW_BACKEND_STORE_URI") -> None:
     """As the MLflow install does: root:root 0600, the value in EnvironmentFile syntax."""
-    staged = conn.run("mktemp", hide=True).stdout.strip()
-    conn.put(io.BytesIO((env_file_line("MLFLOW_BACKEND_STORE_URI", uri) + "\n").encode()), staged)
-    conn.run(
-        f"sudo -n install -D -o root -g root -m 0600 {staged} {ENV_FILE} && rm -f {staged}",
-        hide=True,
-    )
+    conn.run(f"sudo -n install -d {ENV_FILE.rsplit('/', 1)[0]}", hide=True)
+    line = env_file_line(key, uri) + "\n"
+    files.write(conn, RemoteFile(ENV_FILE, line.encode(), 0o600))
 
 
 def test_the_box_connects_to_the_host_postgres_with_the_rds_password(
@@ -125,11 +127,19 @@ def test_a_port_nobody_listens_on_is_unreachable(box: Connection, rds_store: Pos
 def test_a_store_not_yet_in_the_env_file_is_checked_from_a_private_file(
     box: Connection, rds_store: PostgresStore
 ) -> None:
-    leftovers = "ls /tmp | grep -c '^tmp\\.' || true"
-    before = box.run(leftovers, hide=True).stdout.strip()
-
     check_store(box, rds_store, BOX_PYTHON)
     with pytest.raises(DatabaseAuthError):
         check_store(box, dataclasses.replace(rds_store, password="wrong"), BOX_PYTHON)
 
-    assert box.run(leftovers, hide=True).stdout.strip() == before
+    assert not box.run(f"sudo -n test -e {CANDIDATE_ENV_FILE}", hide=True, warn=True).ok
+
+
+def test_systemd_reads_every_env_file_line_back_exactly(box: Connection) -> None:
+    """env_file_line's quoting, checked against systemd's own EnvironmentFile= parser."""
+    show = "import os, sys; sys.stdout.buffer.write(os.environ['VALUE'].encode() + b'\\0')"
+    for value in [*NASTY_PASSWORDS, ""]:
+        write_env_file(box, value, key="VALUE")
+        argv = ["sudo", "-n", "systemd-run", "--quiet", "--wait", "--pipe",
+                "-p", f"EnvironmentFile={ENV_FILE}", BOX_PYTHON, "-c", show]  # fmt: skip
+        out = box.run(shlex.join(argv), hide=True).stdout
+        assert out == value + "\0", f"{value!r} came back as {out!r}"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from remote.errors import PublicAddressError
-from remote.security_group import allow_my_ip, pulumi_drift_hint
+from remote.providers.aws.security_group import allow_my_ip, pulumi_drift_hint
 from remote.settings import BoxSettings
 
 # A global unicast address (TEST-NET ranges such as 203.0.113.0/24 are not "global").

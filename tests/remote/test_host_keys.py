@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from paramiko.hostkeys import HostKeys
 
-from remote import host_keys, ssh
-from remote.connection import connect, wait_for_ssh
 from remote.errors import HostKeyMismatch, WaitTimeout
-from remote.keys import keygen
 from remote.settings import BoxSettings
+from remote.ssh import config_entry as ssh
+from remote.ssh import known_hosts as host_keys
+from remote.ssh.connection import connect, wait_for_ssh
+from remote.ssh.keys import keygen
 from tests.remote.factories import NAME
 from tests.remote.factories import settings_in as make_settings
 

@@ -12,8 +12,8 @@ import paramiko
 import pytest
 
 from remote.errors import SshConfigError
-from remote.keys import keygen
 from remote.settings import BoxSettings
+from remote.ssh.keys import keygen
 from tests.remote.factories import settings_in
 
 

@@ -16,10 +16,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from remote.errors import BoxNotFound, ConfigError, ProviderError, UnsupportedPlatform
-from remote.localbox import boxconfig, netns, nspawn, rootfs
-from remote.localbox.run import command_failed, require_host, run
-from remote.providers.local import LocalProvider, ssh_banner
+from remote.errors import (
+    BoxNotFound,
+    ProviderError,
+    SshConfigError,
+    UnsupportedPlatform,
+)
+from remote.providers.local import boxconfig, netns, nspawn, rootfs
+from remote.providers.local.provider import LocalProvider, ssh_banner
+from remote.providers.local.run import command_failed, require_host, run
 from remote.settings import load_settings
 
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
@@ -199,9 +204,14 @@ def _settings(tmp_path: Path) -> LocalProvider:
     return LocalProvider(load_settings(box, project_dir=tmp_path))
 
 
-def test_create_without_a_public_key_says_run_keygen(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"fab box\.keygen"):
+def test_create_with_half_a_key_pair_says_how_to_mend_it_and_makes_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "key").write_text("private half only")
+
+    with pytest.raises(SshConfigError, match=r"key\.pub does not"):
         _settings(tmp_path).create()
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_box_never_created_is_not_found(tmp_path: Path) -> None:

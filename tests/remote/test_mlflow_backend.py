@@ -1,11 +1,11 @@
-"""The MLflow backend store: found in (fake) AWS by the box's tags, and written to and read
-from the env file without the password ever showing."""
+"""The MLflow backend store: found in (fake) AWS by the box's tags, written to the env file,
+and checked by the agent without the password ever showing. (That systemd reads each env
+file line back as written is checked on the real box, in tests/box/test_bootstrap.py.)"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,31 +13,25 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from remote import mlflow_backend
-from remote.agent import mlflow_db as agent
+from remote.agent import db as agent
+from remote.agent.__main__ import main as agent_main
 from remote.errors import (
     DatabaseNotConfigured,
     DatabaseNotFound,
     DatabaseNotReady,
     DatabaseSecretError,
 )
-from remote.mlflow_backend import PostgresStore, SqliteStore, env_file_line, find_rds_store
+from remote.mlflow.spec import env_file_line
+from remote.mlflow.store import PostgresStore, SqliteStore
+from remote.providers.aws import stack
+from remote.providers.aws.stack import find_artifact_bucket
+from remote.providers.aws.stack import find_database as find_rds_store
+from remote.providers.base import Database
+from remote.providers.local import LocalProvider
 from remote.settings import BoxSettings
+from tests.nasty_values import NASTY_PASSWORDS
 from tests.remote.conftest import REGION, seed_box
 from tests.remote.moto_rds import seed_rds_box
-
-NASTY_PASSWORDS = [
-    "plain",
-    "p@ss:w/rd?#frag",
-    "100%sure%41",
-    'it\'s "quoted"',
-    "$HOME ${USER} `id` $(id)",
-    "back\\slash\\",
-    "  spaces at both ends  ",
-    "#not-a-comment ;nor this",
-    "ünï©ødé ✓",
-    "'\"\\$`%#; =@:/",
-]
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def test_find_rds_store_returns_the_endpoint_and_the_current_master_password(
 
     store = find_rds_store(settings)
 
-    assert store == PostgresStore(
+    assert store == Database(
         host=seeded.endpoint,
         port=5432,
         dbname="mlflow",
@@ -149,7 +143,7 @@ def test_a_malformed_secret_is_reported_without_its_content(
 
 
 def test_access_denied_to_the_secret_names_the_permission() -> None:
-    message = mlflow_backend._secret_failure("AccessDeniedException", "arn:aws:x", "db-1")
+    message = stack._secret_failure("AccessDeniedException", "arn:aws:x", "db-1")
     assert "secretsmanager:GetSecretValue" in message
     assert "kms:Decrypt" in message
 
@@ -157,15 +151,15 @@ def test_access_denied_to_the_secret_names_the_permission() -> None:
 def test_the_artifact_bucket_comes_from_the_box_tag(aws: None, settings: BoxSettings) -> None:
     seed_rds_box(bucket="my-artifacts-123")
 
-    assert mlflow_backend.find_artifact_bucket(settings) == "my-artifacts-123"
+    assert find_artifact_bucket(settings) == "my-artifacts-123"
 
 
 def test_the_local_box_has_no_bucket_and_no_rds(make_settings: Callable[..., BoxSettings]) -> None:
     local = make_settings(provider="local")
 
-    assert mlflow_backend.find_artifact_bucket(local) is None
+    assert LocalProvider(local).artifact_bucket() is None
     with pytest.raises(DatabaseNotConfigured, match="sqlite"):
-        find_rds_store(local)
+        LocalProvider(local).database()
 
 
 # -- the store URIs ----------------------------------------------------------------------
@@ -204,24 +198,6 @@ def test_repr_never_shows_the_password() -> None:
 # -- the env file ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password", NASTY_PASSWORDS)
-def test_env_file_line_round_trips_through_the_agents_parser(password: str) -> None:
-    uri = PostgresStore("h", 5432, "mlflow", "mlflow", password).uri()
-    text = "\n".join(
-        [
-            "# written by mlops-box",
-            env_file_line("MLFLOW_BACKEND_STORE_URI", uri),
-            env_file_line("RAW", password),
-            env_file_line("EMPTY", ""),
-        ]
-    )
-
-    parsed = agent.parse_env_file(text + "\n")
-
-    assert parsed == {"MLFLOW_BACKEND_STORE_URI": uri, "RAW": password, "EMPTY": ""}
-    assert agent.parse_env_file(text) == parsed  # no final newline
-
-
 def test_env_file_line_refuses_what_the_format_cannot_hold() -> None:
     with pytest.raises(ValueError, match="newline"):
         env_file_line("KEY", "two\nlines")
@@ -231,55 +207,20 @@ def test_env_file_line_refuses_what_the_format_cannot_hold() -> None:
         env_file_line("KEY WITH SPACE", "x")
 
 
-def test_the_parser_follows_systemd_environmentfile_rules() -> None:
-    text = (
-        "  # a comment\n"
-        "; another\n"
-        "A=plain value   \n"
-        "B = spaced\n"
-        "C='single $HOME \\n kept'\n"
-        'D="esc \\" \\\\ \\$ \\` and \\x kept"\n'
-        "E=unquoted\\ escape\\\n"
-        "continued\n"
-        "F=\"con\"'cat'enated\n"
-        "G=#not a comment\n"
-        "no equals sign\n"
-        "9BAD=ignored\n"
-        "A=later wins\n"
-        "H="
-    )
-
-    assert agent.parse_env_file(text) == {
-        "A": "later wins",
-        "B": "spaced",
-        "C": "single $HOME \\n kept",
-        "D": 'esc " \\ $ ` and \\x kept',
-        "E": "unquoted escapecontinued",
-        "F": "concatenated",
-        "G": "#not a comment",
-        "H": "",
-    }
-
-
-def test_agent_reports_a_missing_env_file_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_agent_reports_a_missing_store_uri_in_one_json_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = agent.main(["check", "--env-file", str(tmp_path / "absent.env")])
+    monkeypatch.delenv(agent.URI_KEY, raising=False)
+
+    status = agent_main(["db-check"])
 
     out = capsys.readouterr().out
-    assert status == agent.EXIT_ENV_FILE
+    assert status == 1
     assert out.count("\n") == 1
-    assert "absent.env" in out
-
-
-def test_agent_reports_an_env_file_without_the_uri(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env = tmp_path / "mlflow.env"
-    env.write_text(env_file_line("OTHER", "x") + "\n")
-
-    assert agent.main(["upgrade", "--env-file", str(env)]) == agent.EXIT_ENV_FILE
-    assert "sets no MLFLOW_BACKEND_STORE_URI" in capsys.readouterr().out
+    answer = json.loads(out)
+    assert answer["ok"] is False
+    assert answer["kind"] == agent.KIND_ENV_FILE
+    assert "sets no MLFLOW_BACKEND_STORE_URI" in answer["error"]
 
 
 @pytest.mark.parametrize(
@@ -287,25 +228,25 @@ def test_agent_reports_an_env_file_without_the_uri(
     [
         (
             'connection to server at "10.0.0.5", port 5432 failed: timeout expired',
-            agent.EXIT_UNREACHABLE,
+            agent.KIND_UNREACHABLE,
         ),
         (
             'connection to server at "10.0.0.5", port 5432 failed: Connection refused\n\t'
             "Is the server running on that host and accepting TCP/IP connections?",
-            agent.EXIT_UNREACHABLE,
+            agent.KIND_UNREACHABLE,
         ),
-        ('could not translate host name "db.x" to address: Name', agent.EXIT_UNREACHABLE),
+        ('could not translate host name "db.x" to address: Name', agent.KIND_UNREACHABLE),
         (
             'connection to server at "h", port 5432 failed: FATAL:  password authentication '
             'failed for user "mlflow"',
-            agent.EXIT_AUTH,
+            agent.KIND_AUTH,
         ),
-        ('FATAL:  no pg_hba.conf entry for host "10.1.1.2", user "mlflow"', agent.EXIT_AUTH),
-        ('FATAL:  database "mlflow" does not exist', agent.EXIT_NO_DATABASE),
-        ("FATAL:  too many connections", agent.EXIT_DB_ERROR),
+        ('FATAL:  no pg_hba.conf entry for host "10.1.1.2", user "mlflow"', agent.KIND_AUTH),
+        ('FATAL:  database "mlflow" does not exist', agent.KIND_NO_DATABASE),
+        ("FATAL:  too many connections", agent.KIND_DB_ERROR),
     ],
 )
-def test_agent_classifies_libpq_failures(message: str, kind: int) -> None:
+def test_agent_classifies_libpq_failures(message: str, kind: str) -> None:
     assert agent.classify(message) == kind
 
 
@@ -315,10 +256,10 @@ def test_agent_failure_sentences_never_contain_the_password(password: str) -> No
     target = agent.target_of(uri)
     detail = agent.scrub(f"could not connect using {uri} (password {password})", target)
 
-    for kind in (agent.EXIT_UNREACHABLE, agent.EXIT_AUTH, agent.EXIT_NO_DATABASE, 99):
+    for kind in (agent.KIND_UNREACHABLE, agent.KIND_AUTH, agent.KIND_NO_DATABASE, "other"):
         sentence = agent.failure_sentence(kind, target, detail)
         assert password not in sentence
         assert "db.example.com:5432" in sentence
     assert "refused the password for user mlflow" in agent.failure_sentence(
-        agent.EXIT_AUTH, target, detail
+        agent.KIND_AUTH, target, detail
     )

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from remote.errors import ConfigError
-from remote.mlflow_config import (
+from remote.mlflow.spec import (
     ENV_FILE,
     ServerSpec,
     controller_version,
     render_auth_config,
     render_env,
+    render_state,
     render_unit,
     s3_artifacts,
     server_args,
     sqlite_uri,
 )
-from remote.mlflow_status import parse_exec_start
 
 SECRET_URI = "postgresql+psycopg2://mlflow:p%40ss%22w0rd@db.example:5432/mlflow"
 
@@ -47,9 +49,10 @@ def test_the_unit_restarts_on_failure_starts_at_boot_and_runs_as_mlflow() -> Non
     assert "Restart=on-failure" in unit
     assert "WantedBy=multi-user.target" in unit
     assert "User=mlflow" in unit
-    options = parse_exec_start(unit)
-    assert options["host"] == "127.0.0.1"
-    assert options["artifacts-destination"] == "/var/lib/mlflow/artifacts"
+    state = json.loads(render_state(ServerSpec(version="3.17.2")))
+    assert state["listen"] == "127.0.0.1:5000"
+    assert state["artifacts"] == "/var/lib/mlflow/artifacts"
+    assert state["version"] == "3.17.2"
 
 
 def test_public_needs_basic_auth_allowed_hosts_and_a_password_only_in_the_env_file() -> None:
@@ -67,11 +70,9 @@ def test_public_needs_basic_auth_allowed_hosts_and_a_password_only_in_the_env_fi
 
 
 def test_env_values_are_quoted_for_systemd() -> None:
-    from remote.agent.mlflow_db import parse_env_file
-
     uri = 'sqlite:////x/"a"\\b$HOME%i'
     env = render_env(ServerSpec(version="3.17.2"), uri)
-    assert parse_env_file(env)["MLFLOW_BACKEND_STORE_URI"] == uri
+    assert 'MLFLOW_BACKEND_STORE_URI="sqlite:////x/\\"a\\"\\\\b\\$HOME%i"' in env
     with pytest.raises(ConfigError):
         render_env(ServerSpec(version="3.17.2"), "sqlite:////x\nEVIL=1")
 

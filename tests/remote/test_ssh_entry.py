@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from remote import ssh
 from remote.errors import SshConfigError
 from remote.settings import BoxSettings
+from remote.ssh import config_entry as ssh
 from tests.remote.factories import NAME, PROJECT_DIR
 from tests.remote.factories import settings_in as make_settings
 

@@ -1,0 +1,66 @@
+"""Files on this machine (the controller): atomic writes and one lock, used everywhere.
+
+The ssh entry, known_hosts, keys, the local box's run record and the files written
+into its root file system all go through `write_atomically`; every writer that two
+`fab` runs could race on holds `locked`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def write_atomically(
+    path: Path,
+    data: bytes,
+    mode: int,
+    *,
+    replace: bool = True,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Put `data` at `path` with `mode` (and `owner` as uid, gid), complete or not at all.
+
+    The data goes to a temp file in the same directory, is fsync'd, then renamed over
+    `path` (replace=True), or hard-linked to it (replace=False), which fails with
+    FileExistsError when `path` exists, so two runs never both create it. The directory
+    is fsync'd too, so the rename itself survives a crash. Raises OSError.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600, with its directory, if needed)
+    so writers take turns."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock

@@ -1,0 +1,314 @@
+"""`install(conn, spec, store_uri)`: MLflow as a systemd service on the box, idempotently.
+
+The server runs from its own virtualenv per version (/opt/mlflow/venvs/<version>) as the
+system user `mlflow`, bound to 127.0.0.1 unless exposure is asked for. One probe reads
+everything that decides what to do (files, venv, service state); then only what differs
+is changed, and the service is restarted only if something changed.
+
+A new version goes into a new venv while the old server keeps running; only once pip
+succeeded is the service switched over (schema upgraded, unit rewritten, restarted). So
+an unknown version or a failed download leaves the running server and its data alone.
+
+A little over 300 lines on purpose: the install and its roll-back share the probe's
+facts and the kept files, and read best as one flow.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from invoke.exceptions import CommandTimedOut
+
+from remote.changes import Changed
+from remote.errors import MlopsBoxError, WaitTimeout
+from remote.mlflow import store
+from remote.mlflow.spec import (
+    AUTH_CONFIG,
+    CONFIG_DIR,
+    DATA_DIR,
+    ENV_FILE,
+    LOCAL_ARTIFACTS,
+    MLFLOW_USER,
+    READY_MARKER,
+    SQLITE_DB,
+    STATE_FILE,
+    UNIT_FILE,
+    UNIT_NAME,
+    VENV_ROOT,
+    ServerSpec,
+    render_auth_config,
+    render_env,
+    render_state,
+    render_unit,
+)
+from remote.system import files, systemd
+from remote.system.files import RemoteFile
+from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
+from remote.waiting import wait_for
+
+PIP_TIMEOUT_S = 1800
+HEALTH_TIMEOUT_S = 180
+HEALTH_POLL_S = 2.0
+# Suffix of a file's previous version, kept on the box while a new configuration starts.
+PREVIOUS = ".mlops-box-prev"
+# pip's lines worth showing while it works (its full output is hundreds of lines).
+_PIP_PROGRESS = "'^(Collecting (mlflow|psycopg2|boto3)|Installing collected|Successfully|ERROR)'"
+
+
+class MlflowInstallError(MlopsBoxError):
+    """MLflow could not be installed, configured or started on the box."""
+
+
+@dataclass(frozen=True)
+class InstallFacts:
+    """What the probe found."""
+
+    layout_ok: bool
+    venv_ready: bool
+    venv_usable: bool  # a finished venv of this version, with other extra packages
+    installed_version: str | None  # what the state file says runs now; None if nothing
+    active: bool
+    enabled: bool
+    db_exists: bool
+    files: dict[str, files.FileState | None]
+
+
+def desired_files(spec: ServerSpec, store_uri: str, admin_password: str | None) -> list[RemoteFile]:
+    """The unit first, then the files it reads: the env file, the state file, the auth config."""
+    wanted = [
+        RemoteFile(UNIT_FILE, render_unit(spec).encode(), 0o644),
+        RemoteFile(ENV_FILE, render_env(spec, store_uri, admin_password).encode(), 0o600),
+        RemoteFile(STATE_FILE, render_state(spec).encode(), 0o644),
+    ]
+    if spec.public:
+        wanted.append(RemoteFile(AUTH_CONFIG, render_auth_config().encode(), 0o644))
+    return wanted
+
+
+def probe_script(spec: ServerSpec) -> str:
+    marker = shlex.quote(f"{spec.venv}/{READY_MARKER}")
+    wanted = shlex.quote(" ".join(spec.requirements))
+    return (
+        f"if id -u {MLFLOW_USER} >/dev/null 2>&1 && "
+        f'[ "$(stat -c %U {DATA_DIR} {LOCAL_ARTIFACTS} 2>/dev/null | sort -u)" = {MLFLOW_USER} ] '
+        f"&& [ -d {CONFIG_DIR} ]; then echo layout=yes; else echo layout=no; fi; "
+        f'if [ "$(cat {marker} 2>/dev/null)" = {wanted} ]; then echo venv=yes; '
+        f"elif [ -f {marker} ]; then echo venv=partial; else echo venv=no; fi; "
+        f"echo \"state=$(tr -d '\\n' < {STATE_FILE} 2>/dev/null)\"; "
+        f'echo "active=$(systemctl is-active {UNIT_NAME} 2>/dev/null)"; '
+        f'echo "enabled=$(systemctl is-enabled {UNIT_NAME} 2>/dev/null)"; '
+        f"if [ -f {SQLITE_DB} ]; then echo db=yes; else echo db=no; fi"
+    )
+
+
+def probe(conn: Connection, spec: ServerSpec, wanted: list[RemoteFile]) -> InstallFacts:
+    result = check(conn, sudo(sh(probe_script(spec))))
+    values = key_values(result.stdout)
+    if not result.ok or "db" not in values:
+        raise MlflowInstallError(
+            f"Cannot inspect MLflow on the box ({tail(result)}): check that the login "
+            "user may run sudo without a password."
+        )
+    return InstallFacts(
+        layout_ok=values["layout"] == "yes",
+        venv_ready=values["venv"] == "yes",
+        venv_usable=values["venv"] == "partial",
+        installed_version=installed_version(values["state"]),
+        active=values["active"] == "active",
+        enabled=values["enabled"] == "enabled",
+        db_exists=values["db"] == "yes",
+        files=files.probe(conn, [f.path for f in wanted]),
+    )
+
+
+def installed_version(state_json: str) -> str | None:
+    """The version in the state file's text; None when there is none (or it is unreadable)."""
+    try:
+        version = json.loads(state_json).get("version") if state_json else None
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, str) and version else None
+
+
+def install(
+    conn: Connection,
+    spec: ServerSpec,
+    store_uri: str,
+    *,
+    admin_password: str | None = None,
+    before_switch: Callable[[], None] | None = None,
+    say: Callable[[str], None] = print,
+) -> Changed:
+    """Install or update MLflow per `spec`; restart only if something changed.
+
+    `before_switch` runs once the venv is ready and before anything the running server
+    uses changes (the RDS check goes there).
+    """
+    wanted = desired_files(spec, store_uri, admin_password)
+    facts = probe(conn, spec, wanted)
+    changed = Changed()
+    if not facts.layout_ok:
+        _make_layout(conn)
+        changed.add(f"system user {MLFLOW_USER} and {DATA_DIR}")
+    if not facts.venv_ready:
+        _make_venv(conn, spec, say, fresh=not facts.venv_usable)
+        changed.add(f"MLflow {spec.version} in {spec.venv}")
+    stale = [f for f in wanted if not f.matches(facts.files[f.path])]
+    if not stale and facts.active and facts.enabled and not changed:
+        # Right after a box start the service may still be starting: running means answering.
+        wait_healthy(conn, spec.port)
+        say(f"MLflow {spec.version} is installed and running; nothing changed")
+        return changed
+    if before_switch is not None:
+        before_switch()
+    previous = facts.installed_version
+    version_changed = previous is not None and previous != spec.version
+    # SQLite: MLflow itself creates a new database's tables, but refuses to start on an
+    # old schema. RDS: the database may predate this box, so also on a first install.
+    migrate = (version_changed and facts.db_exists) or (
+        spec.backend == "rds" and (version_changed or previous is None)
+    )
+    if migrate and facts.active:
+        systemd.systemctl(conn, "stop", UNIT_NAME, error=MlflowInstallError)
+    # A working server whose schema stays as it is can be rolled back if the new
+    # configuration does not start: keep its files (copies stay root-only, like them).
+    can_roll_back = facts.active and not migrate
+    kept = [f.path for f in stale if facts.files[f.path] is not None] if can_roll_back else []
+    if kept:
+        copies = "; ".join(f"cp -p {p} {p}{PREVIOUS}" for p in kept)
+        _sudo(conn, sh(copies), "keep the previous configuration")
+    if migrate:
+        # The schema upgrade reads the store from the env file the new server will use.
+        env = next(f for f in wanted if f.path == ENV_FILE)
+        files.write(conn, env)
+        say(f"Upgrading the database schema for MLflow {spec.version}")
+        say(store.upgrade_schema(conn, spec.python))
+    unit, *companions = wanted
+    try:
+        changed.merge(
+            systemd.ensure_unit(
+                conn,
+                UNIT_NAME,
+                unit.content.decode(),
+                companions=companions,
+                error=MlflowInstallError,
+            )
+        )
+        wait_healthy(conn, spec.port, fresh_start=True)
+    except MlflowInstallError as exc:
+        if not can_roll_back:
+            raise
+        _roll_back(conn, spec.port, kept, [f.path for f in stale if f.path not in kept])
+        raise MlflowInstallError(
+            f"{exc} Rolled back: the previous MLflow server runs again, with its data."
+        ) from None
+    if kept:
+        _sudo(conn, "rm -f " + " ".join(f"{p}{PREVIOUS}" for p in kept), "remove old copies")
+    if version_changed:
+        _sudo(conn, f"rm -rf {shlex.quote(f'{VENV_ROOT}/{previous}')}", "remove the old venv")
+    return changed
+
+
+def _roll_back(conn: Connection, port: int, kept: list[str], new: list[str]) -> None:
+    """Put the previous files back (and remove ones that did not exist), restart, check."""
+    script = "; ".join(
+        [f"mv -f {p}{PREVIOUS} {p}" for p in kept]
+        + [f"rm -f {p}" for p in new]
+        + ["systemctl daemon-reload", f"systemctl restart {UNIT_NAME}"]
+    )
+    _sudo(conn, sh(script), "roll back to the previous configuration")
+    wait_healthy(conn, port, fresh_start=True)
+
+
+def wait_healthy(
+    conn: Connection, port: int, timeout_s: float = HEALTH_TIMEOUT_S, *, fresh_start: bool = False
+) -> None:
+    """Wait for the server's /health on the box; on timeout, say why with its last log lines.
+
+    Right after a `systemctl (re)start`, which resets the unit's restart count, a crash
+    (systemd restarting it: Restart=on-failure) ends the wait at once, not at the timeout.
+    """
+
+    def healthy() -> bool | None:
+        if check(conn, f"curl -fsS -m 5 http://127.0.0.1:{port}/health >/dev/null").ok:
+            return True
+        unit = systemd.state(conn, UNIT_NAME)
+        crashed = unit.active in ("inactive", "failed") or unit.restarts > 0
+        if fresh_start and crashed:
+            raise MlflowInstallError(
+                f"{UNIT_NAME} crashed while starting. {systemd.journal_tail(conn, UNIT_NAME)}"
+            )
+        return None
+
+    try:
+        wait_for(
+            healthy,
+            what=f"MLflow's /health on the box (127.0.0.1:{port})",
+            timeout_s=timeout_s,
+            poll_s=HEALTH_POLL_S,
+        )
+    except WaitTimeout as exc:
+        raise MlflowInstallError(f"{exc} {systemd.journal_tail(conn, UNIT_NAME)}") from None
+
+
+def _make_layout(conn: Connection) -> None:
+    script = (
+        "set -e; "
+        f"id -u {MLFLOW_USER} >/dev/null 2>&1 || useradd --system --user-group "
+        f"--home-dir {DATA_DIR} --no-create-home --shell /usr/sbin/nologin {MLFLOW_USER}; "
+        f"install -d -m 750 -o {MLFLOW_USER} -g {MLFLOW_USER} {DATA_DIR} {LOCAL_ARTIFACTS}; "
+        f"install -d -m 755 {CONFIG_DIR} {VENV_ROOT}"
+    )
+    _sudo(conn, sh(script), f"create the {MLFLOW_USER} user")
+
+
+def _make_venv(
+    conn: Connection, spec: ServerSpec, say: Callable[[str], None], *, fresh: bool
+) -> None:
+    """pip-install the requirements: into a new venv, or (fresh=False) into the finished
+    venv of the same version, which the running server may be using: only added to."""
+    venv = shlex.quote(spec.venv)
+    reqs = " ".join(shlex.quote(r) for r in spec.requirements)
+    say(f"Installing {' '.join(spec.requirements)} into {spec.venv} (a minute or two)...")
+    if fresh:
+        _sudo(conn, sh(f"rm -rf {venv} && python3 -m venv {venv}"), "create the venv")
+    try:
+        # Shown as it goes (not hidden): the filtered lines are the progress of a long wait.
+        result = conn.run(
+            f"sudo -n -H {venv}/bin/pip install --disable-pip-version-check --progress-bar off "
+            f"--no-input {reqs} 2>&1 | grep --line-buffered -E {_PIP_PROGRESS} | cut -c1-160"
+            "; exit ${PIPESTATUS[0]}",
+            warn=True,
+            timeout=PIP_TIMEOUT_S,
+            shell="/bin/bash",
+        )
+    except CommandTimedOut:
+        if fresh:
+            _sudo(conn, f"rm -rf {venv}", "remove the half-made venv")
+        raise MlflowInstallError(
+            f"pip did not finish within {PIP_TIMEOUT_S}s: check the box's network to PyPI."
+        ) from None
+    if not result.ok:
+        if fresh:
+            _sudo(conn, f"rm -rf {venv}", "remove the half-made venv")
+        if "No matching distribution" in result.stdout or "Could not find a version" in (
+            result.stdout
+        ):
+            raise MlflowInstallError(
+                f"MLflow {spec.version} is not on PyPI: pick a release from "
+                "https://pypi.org/project/mlflow/#history, or leave out --version to get the "
+                "controller's. The running server (if any) and its data were left as they were."
+            )
+        raise MlflowInstallError(
+            f"pip could not install {' '.join(spec.requirements)}: {tail(result)}. "
+            "The running server (if any) was left as it was."
+        )
+    marker = f"{spec.venv}/{READY_MARKER}"
+    files.write(conn, RemoteFile(marker, " ".join(spec.requirements).encode(), 0o644))
+
+
+def _sudo(conn: Connection, command: str, what: str) -> None:
+    run(conn, sudo(command), what=what, error=MlflowInstallError)

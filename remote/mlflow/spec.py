@@ -1,0 +1,245 @@
+"""What the MLflow server on the box should look like: paths, arguments and files, as text.
+
+Pure functions only (no SSH): `ServerSpec` says what is wanted, and the renderers turn
+it into the systemd unit, the environment file, the basic-auth config and the state
+file (what was installed, read back by `mlflow.status`) that `remote.mlflow.server`
+then puts on the box.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.metadata
+import json
+import re
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from remote import contract
+from remote.errors import ConfigError
+from remote.system import templates
+
+BACKENDS = ("sqlite", "rds")
+MLFLOW_USER = "mlflow"
+VENV_ROOT = "/opt/mlflow/venvs"
+DATA_DIR = contract.MLFLOW_DATA_DIR
+SQLITE_DB = contract.MLFLOW_SQLITE_DB
+LOCAL_ARTIFACTS = f"{DATA_DIR}/artifacts"
+AUTH_DB = f"{DATA_DIR}/basic_auth.db"
+CONFIG_DIR = contract.MLFLOW_CONFIG_DIR
+ENV_FILE = contract.MLFLOW_ENV_FILE
+AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
+# What was installed, for `mlflow.status`: written with the unit, never parsed out of it.
+STATE_FILE = f"{CONFIG_DIR}/server.json"
+UNIT_NAME = contract.MLFLOW_UNIT
+UNIT_FILE = f"/etc/systemd/system/{UNIT_NAME}"
+DEFAULT_PORT = contract.MLFLOW_PORT
+DEFAULT_WORKERS = 2
+ADMIN_USER = "admin"
+# Written into a venv once pip succeeded: a half-made venv is never taken as installed.
+READY_MARKER = ".mlops-box-ready"
+TEMPLATE = "mlflow.service.j2"
+# Inside double quotes systemd's EnvironmentFile= takes a backslash only before these.
+_NEED_ESCAPE = '"\\`$'
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST = re.compile(r"[A-Za-z0-9*.:\[\]-]+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """The wanted MLflow server: version, backend, artifact store and exposure."""
+
+    version: str
+    backend: str = "sqlite"
+    # s3://<bucket>/mlflow on AWS, else a directory on the box.
+    artifacts: str = LOCAL_ARTIFACTS
+    public: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    port: int = DEFAULT_PORT
+    workers: int = DEFAULT_WORKERS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", check_version(self.version))
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend is {self.backend!r}: use one of {', '.join(BACKENDS)}.")
+        if not (self.artifacts.startswith("s3://") or self.artifacts.startswith("/")):
+            raise ConfigError(f"The artifact store {self.artifacts!r} is not s3:// or a path.")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"The MLflow port {self.port} is not a TCP port.")
+        for host in self.allowed_hosts:
+            if not _HOST.fullmatch(host):
+                raise ConfigError(
+                    f"--allowed-hosts has {host!r}: give host names or addresses, "
+                    "comma-separated (with an optional :port)."
+                )
+        if self.public and not self.allowed_hosts:
+            raise ConfigError("--public needs the host names clients will use (allowed hosts).")
+
+    @property
+    def venv(self) -> str:
+        return f"{VENV_ROOT}/{self.version}"
+
+    @property
+    def python(self) -> str:
+        return f"{self.venv}/bin/python"
+
+    @property
+    def bind_host(self) -> str:
+        return "0.0.0.0" if self.public else "127.0.0.1"
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """What pip installs into the venv (also the ready marker's content)."""
+        extra = []
+        if self.backend == "rds":
+            extra.append("psycopg2-binary")
+        if self.artifacts.startswith("s3://"):
+            extra.append("boto3")
+        # basic-auth's CSRF checks need Flask-WTF, which only the `auth` extra brings.
+        mlflow = f"mlflow[auth]=={self.version}" if self.public else f"mlflow=={self.version}"
+        return (mlflow, *extra)
+
+
+def check_version(version: str) -> str:
+    """A release as pip names it (PEP 440, normalised); ConfigError for anything else.
+
+    Epochs and local versions are refused: no MLflow release has one, and the version
+    names a directory on the box.
+    """
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        parsed = None
+    if parsed is None or parsed.epoch or parsed.local:
+        raise ConfigError(
+            f"--version is {version!r}: give an MLflow release such as "
+            f"{controller_version() or '3.1.0'} (see https://pypi.org/project/mlflow/#history)."
+        )
+    return str(parsed)
+
+
+def controller_version() -> str | None:
+    """The MLflow version installed on this machine (mlflow-skinny or mlflow), if any."""
+    for dist in ("mlflow-skinny", "mlflow"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def s3_artifacts(bucket: str) -> str:
+    if not _BUCKET.fullmatch(bucket):
+        raise ConfigError(f"The artifact bucket name {bucket!r} is not a valid S3 bucket name.")
+    return f"s3://{bucket}/mlflow"
+
+
+def server_args(spec: ServerSpec) -> list[str]:
+    """`mlflow server`'s argv: no backend store URI (it comes from the environment file)."""
+    args = [
+        f"{spec.venv}/bin/mlflow",
+        "server",
+        "--host",
+        spec.bind_host,
+        "--port",
+        str(spec.port),
+        "--workers",
+        str(spec.workers),
+        "--serve-artifacts",
+        "--artifacts-destination",
+        spec.artifacts,
+    ]
+    if spec.public:
+        args += ["--app-name", "basic-auth", "--allowed-hosts", ",".join(allowed_hosts(spec))]
+    return args
+
+
+def allowed_hosts(spec: ServerSpec) -> list[str]:
+    """The Host headers MLflow accepts: the given names (bare and with the port), and the
+    loopback names the SSH tunnel and the health check use."""
+    hosts: list[str] = []
+    for host in spec.allowed_hosts:
+        hosts.append(host)
+        if ":" not in host.rsplit("]", 1)[-1]:  # no port given: also accept ours
+            hosts.append(f"{host}:{spec.port}")
+    hosts += ["localhost", f"localhost:{spec.port}", "127.0.0.1", f"127.0.0.1:{spec.port}"]
+    return list(dict.fromkeys(hosts))
+
+
+def render_unit(spec: ServerSpec) -> str:
+    return templates.render(
+        TEMPLATE,
+        version=spec.version,
+        user=MLFLOW_USER,
+        env_file=ENV_FILE,
+        data_dir=DATA_DIR,
+        exec_start=" ".join(server_args(spec)),
+    )
+
+
+def render_state(spec: ServerSpec) -> str:
+    """The state file: what this install was asked for, as `mlflow.status` shows it."""
+    state = {
+        "version": spec.version,
+        "backend": spec.backend,
+        "artifacts": spec.artifacts,
+        "public": spec.public,
+        "listen": f"{spec.bind_host}:{spec.port}",
+    }
+    return json.dumps(state, indent=2, sort_keys=True) + "\n"
+
+
+def env_file_line(key: str, value: str) -> str:
+    """One systemd EnvironmentFile line, `KEY="value"`, that reads back as exactly `value`.
+
+    Double quotes keep spaces, `#`, `;`, `'` and `%` literal (an EnvironmentFile has no
+    specifiers and no variable expansion); inside them a backslash is needed, and used,
+    only before `"`, `\\`, `` ` `` and `$`. Newlines, carriage returns and NULs are refused:
+    the file is line-oriented and no store URI needs them. No trailing newline.
+    """
+    if not _ENV_NAME.fullmatch(key):
+        raise ValueError(f"{key!r} is not a valid environment variable name")
+    if any(ch in value for ch in "\n\r\0"):
+        raise ValueError(f"the value of {key} contains a newline, carriage return or NUL")
+    escaped = "".join("\\" + ch if ch in _NEED_ESCAPE else ch for ch in value)
+    return f'{key}="{escaped}"'
+
+
+def render_env(spec: ServerSpec, store_uri: str, admin_password: str | None = None) -> str:
+    """The EnvironmentFile: the backend store URI, and basic auth's settings with --public."""
+    values = {"MLFLOW_BACKEND_STORE_URI": store_uri}
+    if spec.public:
+        if not admin_password:
+            raise ConfigError("--public needs an admin password for MLflow's basic auth.")
+        values["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
+        values["MLFLOW_AUTH_ADMIN_USERNAME"] = ADMIN_USER
+        values["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
+        # basic-auth's CSRF protection signs with this; derived, so a re-install is a no-op.
+        values["MLFLOW_FLASK_SERVER_SECRET_KEY"] = hmac.new(
+            admin_password.encode(), b"mlops-box flask secret key", hashlib.sha256
+        ).hexdigest()
+    lines = ["# Written by mlops-box (`fab mlflow.install`); read by systemd for mlflow.service."]
+    try:
+        lines += [env_file_line(key, value) for key, value in values.items()]
+    except ValueError as exc:
+        raise ConfigError(f"Cannot write the MLflow environment file: {exc}.") from None
+    return "\n".join(lines) + "\n"
+
+
+def render_auth_config() -> str:
+    """basic-auth's ini; the admin's password is in the environment file, not here."""
+    return (
+        "# Written by mlops-box (`fab mlflow.install --public`).\n"
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{AUTH_DB}\n"
+        f"admin_username = {ADMIN_USER}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+def sqlite_uri(path: str = SQLITE_DB) -> str:
+    return f"sqlite:///{path}"  # an absolute path gives sqlite:////var/...

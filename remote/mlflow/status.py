@@ -1,0 +1,97 @@
+"""`status(conn)`: the MLflow server on the box, as `fab mlflow.status` shows it.
+
+What was installed (version, backend, artifact store, address) is read from the state
+file the install wrote; the service's state from systemd; the counts from the backend
+store itself, by the agent's `mlflow-data` under the server's own environment file, so
+the URI is never in argv and the counts do not depend on the server's auth settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from remote.errors import MlopsBoxError
+from remote.mlflow.spec import ENV_FILE, MLFLOW_USER, STATE_FILE, UNIT_NAME, VENV_ROOT
+from remote.system import systemd
+from remote.system.agent import run_agent
+from remote.system.run import Connection, check
+
+
+class MlflowStatusError(MlopsBoxError):
+    """MLflow's state on the box could not be read, or its data not backed up."""
+
+
+@dataclass(frozen=True)
+class MlflowStatus:
+    installed: bool
+    state: str  # systemd's ActiveState
+    enabled: bool
+    since: str
+    version: str | None
+    backend: str
+    backend_where: str
+    artifacts: str
+    listen: str
+    experiments: str
+    runs: str
+
+    def describe(self, name: str) -> str:
+        if not self.installed:
+            return f"MLflow is not installed on {name}: run `fab mlflow.install`."
+        boot = "starts at boot" if self.enabled else "does not start at boot"
+        return "\n".join(
+            [
+                f"MLflow on {name}: {self.state} since {self.since or '-'} ({boot})",
+                f"  version     {self.version or 'unknown'}",
+                f"  backend     {self.backend} ({self.backend_where})",
+                f"  artifacts   {self.artifacts} (served through the server)",
+                f"  listening   {self.listen}",
+                f"  data        {self.experiments} experiments, {self.runs} runs",
+            ]
+        )
+
+
+def read_state(conn: Connection) -> dict[str, Any] | None:
+    """The state file the install wrote; None when MLflow is not installed."""
+    found = check(conn, f"cat {STATE_FILE}")
+    if not found.ok:
+        return None
+    try:
+        state = json.loads(found.stdout)
+    except ValueError:
+        raise MlflowStatusError(
+            f"{STATE_FILE} on the box is not JSON: run `fab mlflow.install` to rewrite it."
+        ) from None
+    return state if isinstance(state, dict) else None
+
+
+def status(conn: Connection) -> MlflowStatus:
+    state = read_state(conn)
+    if state is None:
+        return MlflowStatus(False, "absent", False, "", None, "", "", "", "", "", "")
+    unit = systemd.state(conn, UNIT_NAME)
+    version = str(state.get("version") or "") or None
+    data = run_agent(
+        conn,
+        "mlflow-data",
+        python=f"{VENV_ROOT}/{version}/bin/python",
+        env_file=ENV_FILE,
+        user=MLFLOW_USER,
+        error=MlflowStatusError,
+    )
+    backend = str(data.get("backend", "?"))
+    return MlflowStatus(
+        installed=True,
+        state=unit.active,
+        enabled=unit.enabled,
+        since=unit.since,
+        version=version,
+        backend="rds (postgresql)" if backend.startswith("postgres") else backend,
+        backend_where=str(data.get("where", "?")),
+        artifacts=str(state.get("artifacts", "?")),
+        listen=str(state.get("listen", "?")),
+        experiments=str(data.get("experiments", "?")),
+        runs=str(data.get("runs", "?")),
+    )

@@ -1,0 +1,67 @@
+"""The one way to run a command on the box.
+
+`run` is for steps that must work: it raises the caller's error class with what it was
+doing and the last lines of the command's output, so every failure reads "Could not X
+on the box: <why>". `check` is for probes, whose failure is an answer, not an error.
+Commands never carry file contents or secrets (see `system.files`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from remote.errors import MlopsBoxError
+
+Connection = Any  # fabric.Connection: fabric ships no type information
+Result = Any  # invoke.runners.Result
+
+# How many lines of a failing command's output go into its error message.
+TAIL_LINES = 3
+
+
+class RemoteCommandError(MlopsBoxError):
+    """A command on the box failed."""
+
+
+def sudo(command: str) -> str:
+    """`command` as root, never prompting (the login user has passwordless sudo)."""
+    return f"sudo -n {command}"
+
+
+def sh(script: str) -> str:
+    """A shell script as one command word, for `sudo` (which runs no shell itself)."""
+    return f"sh -c {shlex.quote(script)}"
+
+
+def check(conn: Connection, command: str, *, timeout_s: float | None = None) -> Result:
+    """Run a probe: hidden, never raising on a non-zero exit; the caller reads the result."""
+    return conn.run(command, hide=True, warn=True, timeout=timeout_s)
+
+
+def run(
+    conn: Connection,
+    command: str,
+    *,
+    what: str,
+    timeout_s: float | None = None,
+    error: type[MlopsBoxError] = RemoteCommandError,
+    hint: str = "",
+) -> str:
+    """Run `command`, hidden; return its stdout, or raise `error` saying what failed and why."""
+    result = check(conn, command, timeout_s=timeout_s)
+    if not result.ok:
+        raise error(f"Could not {what} on the box: {tail(result)}." + (f" {hint}" if hint else ""))
+    return str(result.stdout)
+
+
+def tail(result: Result, lines: int = TAIL_LINES) -> str:
+    """The last lines of a result's stderr (else stdout) on one line, or its exit status."""
+    text = (result.stderr or "").strip() or (result.stdout or "").strip()
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) if kept else f"exit status {result.exited}"
+
+
+def key_values(text: str) -> dict[str, str]:
+    """A probe script's `key=value` lines as a dict (later lines win)."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
