@@ -20,8 +20,6 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from invoke.exceptions import CommandTimedOut
-
 from remote.changes import Changed
 from remote.errors import MlopsBoxError, WaitTimeout
 from remote.mlflow import store
@@ -47,15 +45,13 @@ from remote.mlflow.spec import (
 from remote.system import files, systemd
 from remote.system.files import RemoteFile
 from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
+from remote.system.venv import pip_install
 from remote.waiting import wait_for
 
-PIP_TIMEOUT_S = 1800
 HEALTH_TIMEOUT_S = 180
 HEALTH_POLL_S = 2.0
 # Suffix of a file's previous version, kept on the box while a new configuration starts.
 PREVIOUS = ".mlops-box-prev"
-# pip's lines worth showing while it works (its full output is hundreds of lines).
-_PIP_PROGRESS = "'^(Collecting (mlflow|psycopg2|boto3)|Installing collected|Successfully|ERROR)'"
 
 
 class MlflowInstallError(MlopsBoxError):
@@ -271,41 +267,21 @@ def _make_venv(
     """pip-install the requirements: into a new venv, or (fresh=False) into the finished
     venv of the same version, which the running server may be using: only added to."""
     venv = shlex.quote(spec.venv)
-    reqs = " ".join(shlex.quote(r) for r in spec.requirements)
     say(f"Installing {' '.join(spec.requirements)} into {spec.venv} (a minute or two)...")
     if fresh:
         _sudo(conn, sh(f"rm -rf {venv} && python3 -m venv {venv}"), "create the venv")
     try:
-        # Shown as it goes (not hidden): the filtered lines are the progress of a long wait.
-        result = conn.run(
-            f"sudo -n -H {venv}/bin/pip install --disable-pip-version-check --progress-bar off "
-            f"--no-input {reqs} 2>&1 | grep --line-buffered -E {_PIP_PROGRESS} | cut -c1-160"
-            "; exit ${PIPESTATUS[0]}",
-            warn=True,
-            timeout=PIP_TIMEOUT_S,
-            shell="/bin/bash",
-        )
-    except CommandTimedOut:
+        pip_install(conn, spec.venv, spec.requirements, say=say, error=MlflowInstallError)
+    except MlflowInstallError as exc:
         if fresh:
             _sudo(conn, f"rm -rf {venv}", "remove the half-made venv")
-        raise MlflowInstallError(
-            f"pip did not finish within {PIP_TIMEOUT_S}s: check the box's network to PyPI."
-        ) from None
-    if not result.ok:
-        if fresh:
-            _sudo(conn, f"rm -rf {venv}", "remove the half-made venv")
-        if "No matching distribution" in result.stdout or "Could not find a version" in (
-            result.stdout
-        ):
+        if "No matching distribution" in str(exc) or "Could not find a version" in str(exc):
             raise MlflowInstallError(
                 f"MLflow {spec.version} is not on PyPI: pick a release from "
                 "https://pypi.org/project/mlflow/#history, or leave out --version to get the "
                 "controller's. The running server (if any) and its data were left as they were."
-            )
-        raise MlflowInstallError(
-            f"pip could not install {' '.join(spec.requirements)}: {tail(result)}. "
-            "The running server (if any) was left as it was."
-        )
+            ) from None
+        raise MlflowInstallError(f"{exc} The running server (if any) was left as it was.") from None
     marker = f"{spec.venv}/{READY_MARKER}"
     files.write(conn, RemoteFile(marker, " ".join(spec.requirements).encode(), 0o644))
 

@@ -60,6 +60,12 @@ def test_health_and_the_real_client_logs_and_reads_back_a_run(mlflow_box: Mlflow
     assert found.strip()
 
 
+def test_the_box_pip_filled_the_hosts_shared_cache(mlflow_box: MlflowBox) -> None:
+    cache = mlflow_box.settings.local.cache / "pip"
+    assert any(cache.rglob("*")), f"pip in the box left nothing in {cache}"
+    assert "cache-dir = /var/cache/mlops-box-pip" in mlflow_box.sh("cat /etc/pip.conf")
+
+
 def test_the_server_listens_on_loopback_only(mlflow_box: MlflowBox) -> None:
     listening = mlflow_box.sh("sudo ss -Hltn 'sport = :5000'").split()
     addresses = [word for word in listening if word.endswith(":5000")]

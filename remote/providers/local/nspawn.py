@@ -27,7 +27,11 @@ BOOT_EXEC_TIMEOUT_S = 10.0
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def command(rootfs: Path, machine: str, netns_path: Path) -> list[str]:
+# Where the host's shared pip cache appears inside every local box (see boxconfig).
+BOX_PIP_CACHE = "/var/cache/mlops-box-pip"
+
+
+def command(rootfs: Path, machine: str, netns_path: Path, pip_cache: Path) -> list[str]:
     return [
         "systemd-nspawn",
         "--boot",
@@ -42,6 +46,9 @@ def command(rootfs: Path, machine: str, netns_path: Path) -> list[str]:
         "--resolv-conf=off",
         # No tty here: print the boot log (into the log file) and read nothing.
         "--console=read-only",
+        # One pip cache on the host for every box: each on-box environment downloads a
+        # package once per machine, not once per box (the test tier builds many boxes).
+        f"--bind={pip_cache}:{BOX_PIP_CACHE}",
     ]
 
 

@@ -16,6 +16,7 @@ import random
 import shutil
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from remote.changes import Changed
@@ -112,7 +113,9 @@ class LocalProvider:
             )
             self.log_file.write_text("")
             pid = nspawn.boot(
-                nspawn.command(self.rootfs, self.name, netns.NETNS_DIR / plan.netns),
+                nspawn.command(
+                    self.rootfs, self.name, netns.NETNS_DIR / plan.netns, self._pip_cache()
+                ),
                 self.log_file,
                 self.name,
             )
@@ -213,6 +216,11 @@ class LocalProvider:
                 f"There is no local box {self.name!r} under {self.settings.local.root}: "
                 "run `fab box.create` first."
             )
+
+    def _pip_cache(self) -> Path:
+        cache = self.settings.local.cache / "pip"
+        cache.mkdir(mode=0o755, parents=True, exist_ok=True)
+        return cache
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.settings.local.root / f".{self.name}.lock")
