@@ -36,3 +36,15 @@ MLFLOW_PORT = 5000
 def box_tags(stack: str, name: str) -> dict[str, str]:
     """The tags that identify one box's instance."""
     return {TAG_PROJECT: PROJECT, TAG_STACK: stack, TAG_NAME: name}
+
+
+# Serving on the box (the agent keeps its own copy in remote/agent/paths.py; a test checks
+# that they agree).
+DEPLOY_STATE_FILE = "/var/lib/mlops-box/deploy/state.json"
+ROUTER_PORT = 8000
+SLOT_USER = "mlops-model"
+SLOT_UNIT_TEMPLATE = "mlops-model@.service"
+SLOTS_DIR = "/var/lib/mlops-box/slots"
+MODELS_DIR = "/opt/mlops-box/models"
+ENVS_DIR = "/opt/mlops-box/envs"
+PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"

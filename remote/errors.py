@@ -80,3 +80,11 @@ class SchemaUpgradeError(DatabaseError):
 
 class TunnelError(MlopsBoxError):
     """The SSH tunnel to MLflow could not be opened or MLflow does not answer through it."""
+
+
+class DeployError(MlopsBoxError):
+    """A deploy, rollback or stop of the model router and its slots failed or was refused."""
+
+
+class DeployBusy(DeployError):
+    """Another deploy is running on the box."""

@@ -1,0 +1,1 @@
+"""Serving on the box: model slots behind the nginx router, blue-green and rollback."""
