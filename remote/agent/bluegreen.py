@@ -58,19 +58,20 @@ def run(revision: int) -> dict[str, Any]:
 def switch(live: Assignment | None, previous: Assignment | None) -> float:
     """Route all traffic to `live` (None: to nothing) in one reload, record it, and check
     through the router that it answers; the seconds that took."""
-    started = time.monotonic()
-    if live:
+    if live:  # first, so that a reboot right after the switch starts it again
         slots.enable(live["slot"])
+    started = time.monotonic()
     with state.changing() as current:
         current["live"], current["previous"] = live, previous
         current["candidate"] = None
         apply_router(current)  # raises before the state is written if nginx refuses
     if live:
         verify(live["slot"])
+    seconds = time.monotonic() - started
     for slot in paths.LIVE_SLOTS:
         if not live or slot != live["slot"]:
             slots.enable(slot, on=False)
-    return time.monotonic() - started
+    return seconds
 
 
 def verify(slot: str) -> None:

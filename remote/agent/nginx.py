@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import tempfile
 import time
 
 from . import paths
 from .failure import AgentFailure
+from .files import write_atomically
 from .state import flocked
 
 KIND_NGINX = "nginx-config"
@@ -67,18 +67,8 @@ def _put(path: str, content: str | None) -> None:
     if content is None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        return
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".mlops-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o644)
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    else:
+        write_atomically(path, content)
 
 
 def _load_config() -> None:

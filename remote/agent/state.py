@@ -27,12 +27,12 @@ import fcntl
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from . import paths
 from .failure import AgentFailure
+from .files import write_atomically
 
 FORMAT = 1
 HISTORY_KEEP = 200
@@ -80,26 +80,9 @@ def load(path: str = paths.STATE_FILE) -> dict[str, Any]:
 
 
 def write(state: dict[str, Any], path: str = paths.STATE_FILE) -> None:
-    """Write the whole state atomically: temp file, fsync, rename, fsync the directory."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o644)
-            json.dump(state, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write the whole state atomically (a reader sees the old or the new, never a part)."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    write_atomically(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager
@@ -219,13 +202,6 @@ def close_transition(state: dict[str, Any], outcome: str, reason: str = "") -> d
     state["history"] = [*state.get("history", []), entry][-HISTORY_KEEP:]
     state["transition"] = None
     return entry
-
-
-def last_entry(state: dict[str, Any], revision: int) -> dict[str, Any] | None:
-    for entry in reversed(state.get("history", [])):
-        if entry.get("revision") == revision:
-            return dict(entry)
-    return None
 
 
 def model_label(model: dict[str, Any] | None) -> str:

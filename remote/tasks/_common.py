@@ -7,6 +7,7 @@ what happened. A `MlopsBoxError` becomes its message on one line of stderr and e
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -17,6 +18,7 @@ from remote.errors import MlopsBoxError
 from remote.providers import Provider, get_provider
 from remote.settings import BoxSettings, load_settings
 from remote.ssh.connection import connect
+from remote.ssh.tunnel import tunnel
 
 # The repository root: fabric.yaml, Pulumi.yaml and sshconfig.template live there.
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -56,3 +58,30 @@ def box_connection(settings: BoxSettings, provider: Provider) -> Any:
     """A Connection to the running box (at the address its provider gives now) that trusts
     only its pinned host key."""
     return connect(settings, provider.address(), trust_on_first_use=False)
+
+
+def hold_tunnel(
+    settings: BoxSettings,
+    provider: Provider,
+    *,
+    local_port: int,
+    remote_port: int,
+    health_path: str,
+    what: str,
+    hint: str,
+    ready: Callable[[str], str],
+) -> None:
+    """Tunnel 127.0.0.1:`local_port` to `remote_port` on the box until Ctrl-C; say
+    `ready(url)` once `health_path` answers through it."""
+    try:
+        with (
+            box_connection(settings, provider) as conn,
+            tunnel(
+                conn, local_port, remote_port, health_path=health_path, what=what, hint=hint
+            ) as url,
+        ):
+            say(ready(url))
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        say("Tunnel closed")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import getpass
 import socket
-import time
 from typing import Any
 
 from fabric import task
@@ -21,8 +20,7 @@ from remote.deploy.plan import (
     BlueGreenPlan,
     RollbackPlan,
 )
-from remote.ssh.tunnel import tunnel as open_tunnel
-from remote.tasks._common import box_connection, box_of, say, user_errors
+from remote.tasks._common import box_connection, box_of, hold_tunnel, say, user_errors
 
 
 def _by() -> str:
@@ -101,23 +99,18 @@ def history(c: Any) -> None:
 def tunnel(c: Any, port: int = contract.ROUTER_PORT) -> None:
     """Tunnel http://127.0.0.1:<port> to the box's model router until Ctrl-C."""
     settings, provider = box_of(c)
-    try:
-        with (
-            box_connection(settings, provider) as conn,
-            open_tunnel(
-                conn,
-                port,
-                contract.ROUTER_PORT,
-                health_path="/__mlops/health",
-                what="the model router",
-                hint="Is a model deployed? See `fab deploy.status`.",
-            ) as url,
-        ):
-            say(f"Model router: {url}/invocations (tunnel to {settings.name}; Ctrl-C to close)")
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        say("Tunnel closed")
+    hold_tunnel(
+        settings,
+        provider,
+        local_port=port,
+        remote_port=contract.ROUTER_PORT,
+        health_path="/__mlops/health",
+        what="the model router",
+        hint="Is a model deployed? See `fab deploy.status`.",
+        ready=lambda url: (
+            f"Model router: {url}/invocations (tunnel to {settings.name}; Ctrl-C to close)"
+        ),
+    )
 
 
 @task

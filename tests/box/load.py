@@ -1,0 +1,146 @@
+"""A steady HTTP load for the router: threads, each with one keep-alive connection.
+
+Standard library only, so the same file runs on this machine or, copied there, on the
+box (`python3 load.py URL BODY_FILE --out FILE ...`) next to the router, where latency
+is not the SSH tunnel's. Bounded in time and in count; it stops by itself.
+
+Every request is recorded: start and end (seconds since the load began), status, the
+X-Model-Slot and X-Model-Version headers, and the error if it failed. A failed request
+is one that did not get a 200, with no retry of any kind: a connection nginx closed
+under a request counts as a failure too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Result:
+    start: float
+    end: float
+    status: int
+    slot: str
+    version: str
+    error: str = ""
+
+
+@dataclass
+class Load:
+    url: str
+    body: bytes
+    threads: int = 4
+    duration_s: float = 30.0
+    max_requests: int = 100_000
+    headers: dict[str, str] = field(default_factory=dict)
+    results: list[Result] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> list[Result]:
+        self.t0 = time.monotonic()
+        workers = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(self.duration_s + 60)
+        return self.results
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _done(self) -> bool:
+        elapsed = time.monotonic() - self.t0
+        return self._stop.is_set() or elapsed > self.duration_s
+
+    def _worker(self) -> None:
+        target = urllib.parse.urlsplit(self.url)
+        headers = {"Content-Type": "application/json", **self.headers}
+        conn: http.client.HTTPConnection | None = None
+        while not self._done():
+            with self._lock:
+                if len(self.results) >= self.max_requests:
+                    break
+            if conn is None:
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            start = time.monotonic() - self.t0
+            try:
+                conn.request("POST", target.path, body=self.body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+            except OSError as exc:  # http.client's errors are OSErrors or HTTPExceptions
+                result = Result(start, time.monotonic() - self.t0, 0, "", "", repr(exc))
+                conn.close()
+                conn = None
+            except http.client.HTTPException as exc:
+                result = Result(start, time.monotonic() - self.t0, 0, "", "", repr(exc))
+                conn.close()
+                conn = None
+            else:
+                result = Result(
+                    start,
+                    time.monotonic() - self.t0,
+                    response.status,
+                    response.getheader("X-Model-Slot", ""),
+                    response.getheader("X-Model-Version", ""),
+                    "" if response.status == 200 else f"HTTP {response.status}",
+                )
+                if response.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            with self._lock:
+                self.results.append(result)
+        if conn is not None:
+            conn.close()
+
+
+def summary(results: list[Result]) -> dict[str, Any]:
+    failed = [r for r in results if r.status != 200]
+    versions: dict[str, int] = {}
+    for r in results:
+        versions[r.version] = versions.get(r.version, 0) + 1
+    latencies = sorted(r.end - r.start for r in results if r.status == 200)
+    return {
+        "requests": len(results),
+        "failed": len(failed),
+        "versions": versions,
+        "first_failures": [asdict(r) for r in failed[:5]],
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+    }
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("body", type=Path, help="the request body (JSON)")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    load = Load(args.url, args.body.read_bytes(), args.threads, args.duration, args.max_requests)
+    results = load.run()
+    args.out.write_text(
+        json.dumps({"summary": summary(results), "results": [asdict(r) for r in results]})
+    )
+
+
+if __name__ == "__main__":
+    main()
