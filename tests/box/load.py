@@ -41,6 +41,7 @@ class Load:
     duration_s: float = 30.0
     max_requests: int = 100_000
     headers: dict[str, str] = field(default_factory=dict)
+    stop_file: Path | None = None
     results: list[Result] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,7 +60,8 @@ class Load:
 
     def _done(self) -> bool:
         elapsed = time.monotonic() - self.t0
-        return self._stop.is_set() or elapsed > self.duration_s
+        stopped = self.stop_file is not None and self.stop_file.exists()
+        return self._stop.is_set() or stopped or elapsed > self.duration_s
 
     def _worker(self) -> None:
         target = urllib.parse.urlsplit(self.url)
@@ -134,12 +136,17 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--stop-file", type=Path, help="stop early once this file exists")
     args = parser.parse_args()
     load = Load(args.url, args.body.read_bytes(), args.threads, args.duration, args.max_requests)
+    load.stop_file = args.stop_file
     results = load.run()
-    args.out.write_text(
+    # Written whole, then renamed: a reader never sees half of it.
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(
         json.dumps({"summary": summary(results), "results": [asdict(r) for r in results]})
     )
+    tmp.rename(args.out)
 
 
 if __name__ == "__main__":
