@@ -5,6 +5,9 @@ configs: the live slot takes the traffic; a candidate takes `weight` percent of 
 (chosen per request from its id; `X-Canary: always|never` forces a side); a mirror gets
 a copy of `sample` percent. The template is router.conf.tmpl beside this module; its
 `{{ name }}` fields are filled here, and nginx's own `$variables` pass through untouched.
+Only the routing goes into it (no revision, no time): an unchanged routing renders the
+same file, and nginx is not reloaded for nothing (a reload closes idle keep-alive
+connections, see README "Serving on the box").
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ def render(state: dict[str, Any]) -> str:
     candidate = state.get("candidate")
     mirror = state.get("mirror")
     values = {
-        "revision": str(state.get("revision", 0)),
         "summary": summary(state),
         "upstreams": _upstreams(),
         "route": _route(live, candidate),

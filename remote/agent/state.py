@@ -197,6 +197,7 @@ def close_transition(state: dict[str, Any], outcome: str, reason: str = "") -> d
         "finished": now(),
         "outcome": outcome,
         "reason": reason,
+        "switch_ms": transition.get("switch_ms"),
         "log": list(transition.get("log", []))[-LOG_KEEP:],
     }
     state["history"] = [*state.get("history", []), entry][-HISTORY_KEEP:]

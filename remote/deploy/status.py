@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from paramiko.ssh_exception import SSHException
+
 from remote import contract
 from remote.errors import DeployError, WaitTimeout
 from remote.system.agent import run_agent
@@ -45,7 +47,22 @@ def read_status(conn: Connection) -> dict[str, Any]:
 def follow(
     conn: Connection, revision: int, *, say: Callable[[str], None], timeout_s: float | None = None
 ) -> dict[str, Any]:
-    """Print the transition's progress lines until it ends; return its history entry."""
+    """Print the transition's progress lines until it ends; return its history entry.
+
+    Losing the connection, or Ctrl-C, stops only the following: the box goes on.
+    """
+    again = f"Revision {revision} goes on on the box: follow it with `fab deploy.status --watch`."
+    try:
+        return _follow(conn, revision, say, timeout_s)
+    except KeyboardInterrupt:
+        raise DeployError(f"Stopped following. {again}") from None
+    except (OSError, EOFError, SSHException) as exc:
+        raise DeployError(f"Lost the connection to the box ({exc}). {again}") from None
+
+
+def _follow(
+    conn: Connection, revision: int, say: Callable[[str], None], timeout_s: float | None
+) -> dict[str, Any]:
     shown = 0
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:

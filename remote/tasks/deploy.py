@@ -75,7 +75,12 @@ def status(c: Any, watch: bool = False) -> None:
     with box_connection(settings, provider) as conn:
         answer = deploy_status.read_status(conn)
         transition = answer["state"].get("transition")
-        if watch and transition and answer.get("transition_alive"):
+        if watch and transition and transition.get("phase") == "preparing":
+            say(
+                f"Revision {transition['revision']} is being prepared by {transition['by']} "
+                "(the model fetched, its environment built); it switches on the box after."
+            )
+        elif watch and transition and answer.get("transition_alive"):
             say(f"Following revision {transition['revision']} ({transition['kind']})")
             entry = deploy_status.follow(conn, int(transition["revision"]), say=say)
             say(deploy_status.outcome_sentence(entry))

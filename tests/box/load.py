@@ -6,8 +6,15 @@ is not the SSH tunnel's. Bounded in time and in count; it stops by itself.
 
 Every request is recorded: start and end (seconds since the load began), status, the
 X-Model-Slot and X-Model-Version headers, and the error if it failed. A failed request
-is one that did not get a 200, with no retry of any kind: a connection nginx closed
-under a request counts as a failure too.
+is one that did not get a 200.
+
+Like urllib3's pool, a kept connection the server has closed meanwhile is not reused.
+One case is re-sent once on a new connection, and counted apart (`resent`), not hidden:
+a request on a reused keep-alive connection that the server reset before sending a
+single byte of response. nginx before 1.27.4 (keepalive_min_timeout) closes its idle
+keep-alive connections when it reloads, and a request that crosses that close on the
+wire gets a reset: nginx never read it, so sending it again is safe (RFC 9112 9.3.1
+allows it for idempotent requests; a prediction changes nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import select
 import threading
 import time
 import urllib.parse
@@ -31,6 +39,7 @@ class Result:
     slot: str
     version: str
     error: str = ""
+    resent: bool = False
 
 
 @dataclass
@@ -65,43 +74,64 @@ class Load:
 
     def _worker(self) -> None:
         target = urllib.parse.urlsplit(self.url)
-        headers = {"Content-Type": "application/json", **self.headers}
         conn: http.client.HTTPConnection | None = None
         while not self._done():
             with self._lock:
                 if len(self.results) >= self.max_requests:
                     break
+            if conn is not None and _closed_by_server(conn):
+                conn.close()
+                conn = None
+            reused = conn is not None
             if conn is None:
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
             start = time.monotonic() - self.t0
-            try:
-                conn.request("POST", target.path, body=self.body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-            except OSError as exc:  # http.client's errors are OSErrors or HTTPExceptions
-                result = Result(start, time.monotonic() - self.t0, 0, "", "", repr(exc))
+            result, keep = self._send(conn, target.path, start)
+            if not result.status and reused and result.error.startswith(_RESET):
+                conn.close()  # reset before any response on a kept connection: once more
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                result, keep = self._send(conn, target.path, start)
+                result.resent = True
+            if not keep:
                 conn.close()
                 conn = None
-            except http.client.HTTPException as exc:
-                result = Result(start, time.monotonic() - self.t0, 0, "", "", repr(exc))
-                conn.close()
-                conn = None
-            else:
-                result = Result(
-                    start,
-                    time.monotonic() - self.t0,
-                    response.status,
-                    response.getheader("X-Model-Slot", ""),
-                    response.getheader("X-Model-Version", ""),
-                    "" if response.status == 200 else f"HTTP {response.status}",
-                )
-                if response.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
             with self._lock:
                 self.results.append(result)
         if conn is not None:
             conn.close()
+
+    def _send(
+        self, conn: http.client.HTTPConnection, path: str, start: float
+    ) -> tuple[Result, bool]:
+        """One request: its result, and whether the connection can be kept."""
+        headers = {"Content-Type": "application/json", **self.headers}
+        try:
+            conn.request("POST", path, body=self.body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return Result(start, time.monotonic() - self.t0, 0, "", "", repr(exc)), False
+        result = Result(
+            start,
+            time.monotonic() - self.t0,
+            response.status,
+            response.getheader("X-Model-Slot", ""),
+            response.getheader("X-Model-Version", ""),
+            "" if response.status == 200 else f"HTTP {response.status}",
+        )
+        return result, response.getheader("Connection", "").lower() != "close"
+
+
+# What a reset before any response looks like to http.client (repr of the exception).
+_RESET = ("RemoteDisconnected", "ConnectionResetError", "BrokenPipeError")
+
+
+def _closed_by_server(conn: http.client.HTTPConnection) -> bool:
+    """Whether the server closed the kept connection (it reads as ready, at EOF)."""
+    if conn.sock is None:
+        return True
+    readable, _, _ = select.select([conn.sock], [], [], 0)
+    return bool(readable)
 
 
 def summary(results: list[Result]) -> dict[str, Any]:
@@ -113,6 +143,7 @@ def summary(results: list[Result]) -> dict[str, Any]:
     return {
         "requests": len(results),
         "failed": len(failed),
+        "resent": sum(r.resent for r in results),
         "versions": versions,
         "first_failures": [asdict(r) for r in failed[:5]],
         "p50_ms": percentile(latencies, 50) * 1000,
