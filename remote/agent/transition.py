@@ -147,17 +147,22 @@ def reconcile(current: dict[str, Any]) -> None:
 
 
 def retire_later(slot: str, revision: int, seconds: float) -> str | None:
-    """Stop `slot` in `seconds` with a timer on the box; None when stopped now."""
+    """Stop `slot` in `seconds` with a timer on the box; None when it was stopped now
+    (asked for, or the timer could not be made: a warm slot is never left without one)."""
     cancel_retire(slot)
-    if seconds <= 0:
-        slots.stop(slot)
-        slots.enable(slot, on=False)
-        return None
-    subprocess.run(
+    if seconds > 0 and _timer(slot, revision, seconds):
+        return state.later(seconds)
+    slots.stop(slot)
+    slots.enable(slot, on=False)
+    return None
+
+
+def _timer(slot: str, revision: int, seconds: float) -> bool:
+    made = subprocess.run(
         [
             "systemd-run",
             f"--unit={paths.RETIRE_UNIT.format(slot=slot)}",
-            f"--on-active={int(seconds)}s",
+            f"--on-active={max(1, round(seconds))}s",
             "--timer-property=AccuracySec=1s",
             "--collect",
             "--quiet",
@@ -170,9 +175,9 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
             str(revision),
         ],
         capture_output=True,
-        check=True,
+        check=False,
     )
-    return state.later(seconds)
+    return made.returncode == 0
 
 
 def cancel_retire(slot: str) -> None:
