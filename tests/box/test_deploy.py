@@ -370,3 +370,32 @@ def test_history_lists_every_revision(serving: ServingBox) -> None:
     assert done.returncode == 0
     for outcome in ("refused", "live", "rolled back", "failed", "stopped"):
         assert outcome in done.stdout, done.stdout
+
+
+def test_the_canary_and_mirror_routing_of_the_template_is_valid_nginx(serving: ServingBox) -> None:
+    """The values the next deploy patterns set (a candidate's weight, a mirror's sample)
+    render to a config the box's real nginx accepts."""
+    import io
+
+    from remote.agent import router, state
+
+    one = {"name": "taxi-duration", "version": "1"}
+    two = {"name": "taxi-duration", "version": "2"}
+    routing = {
+        **state.empty(),
+        "live": {"slot": "blue", "model": one},
+        "candidate": {"slot": "green", "model": two, "weight": 5},
+        "mirror": {"slot": "shadow", "model": two, "sample": 10},
+    }
+    # The router's own file is left alone: the test config listens on another port.
+    config = router.render(routing).replace("listen 127.0.0.1:8000;", "listen 127.0.0.1:8097;")
+    wrapper = "events {}\nhttp {\n    include /tmp/mlops-test-router.conf;\n}\n"
+    serving.box.conn.put(io.BytesIO(config.encode()), "/tmp/mlops-test-router.conf")
+    serving.box.conn.put(io.BytesIO(wrapper.encode()), "/tmp/mlops-test-nginx.conf")
+    try:
+        checked = serving.box.conn.run(
+            "sudo nginx -t -c /tmp/mlops-test-nginx.conf", hide=True, warn=True
+        )
+        assert checked.ok, checked.stderr
+    finally:
+        serving.sh("rm -f /tmp/mlops-test-router.conf /tmp/mlops-test-nginx.conf")
