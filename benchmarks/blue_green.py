@@ -164,6 +164,7 @@ def main() -> None:
         f"versions {summary['versions']}"
     )
     print(f"failed requests (goal 0):                     {summary['failed']}")
+    print(f"re-sent after a reset at a reload (nginx<1.27.4): {summary['resent']}")
     print(
         f"switch, healthy candidate to 100% (goal <1 s): {switched['switch_ms']:.0f} ms "
         f"(revision {switched['revision']}, {switched['outcome']})"
