@@ -291,7 +291,12 @@ def _call(app: Any, path: str, headers: list[tuple[bytes, bytes]], query: bytes 
         "headers": headers,
         "query_string": query,
     }
-    asyncio.run(app(scope, receive, send))
+    # Not asyncio.run: it leaves no current event loop, which Pulumi's tests need later.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(app(scope, receive, send))
+    finally:
+        loop.close()
     return dict(sent[0]["headers"])
 
 
