@@ -32,28 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric import Config
+from box_settings import REPO_ROOT, running_box
 
-from remote.providers import get_provider
-from remote.settings import CONFIG_DEFAULTS, load_settings
 from remote.ssh.connection import connect
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOAD = REPO_ROOT / "tests" / "box" / "load.py"
+sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
+from tests.box.serving_box import LOAD_SCRIPT, trips
+
 STATE = "/var/lib/mlops-box/deploy/state.json"
-BODY = {
-    "dataframe_split": {
-        "columns": [
-            "pickup_zone",
-            "dropoff_zone",
-            "trip_distance",
-            "pickup_hour",
-            "pickup_weekday",
-            "passenger_count",
-        ],
-        "data": [["Midtown", "Chelsea", 2.5, 9, 2, 1.0], ["Astoria", "Harlem", 4.3, 18, 4, 2.0]],
-    }
-}
 
 
 def fab(*args: str) -> str:
@@ -69,8 +55,8 @@ class BoxLoad:
 
     def __init__(self, conn: Any, tag: str) -> None:
         self.conn, self.tag = conn, f"/tmp/mlops-bench-{tag}"
-        conn.put(str(LOAD), f"{self.tag}.py")
-        conn.put(io.BytesIO(json.dumps(BODY).encode()), f"{self.tag}.json")
+        conn.put(str(LOAD_SCRIPT), f"{self.tag}.py")
+        conn.put(io.BytesIO(trips()), f"{self.tag}.json")
 
     def start(self, url: str, threads: int, duration_s: float) -> None:
         t = self.tag
@@ -115,13 +101,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=5.0, help="seconds per latency window")
     parser.add_argument("--windows", type=int, default=3, help="router/slot window pairs")
     args = parser.parse_args()
-    config = Config(project_location=str(REPO_ROOT), overrides={})
-    config.load_collection({"box": CONFIG_DEFAULTS})
-    config.load_project()
-    config.load_shell_env()
-    settings = load_settings(config.box, project_dir=REPO_ROOT)
-    address = get_provider(settings).state().address
-    assert address, "start the box first (fab box.start)"
+    settings, address = running_box()
     with connect(settings, address, trust_on_first_use=False) as conn:
         live = state(conn)["live"] if conn.run(f"test -f {STATE}", warn=True).ok else None
         if not live or live["model"]["uri"] != args.v1:

@@ -8,6 +8,7 @@ Test models that misbehave on purpose come from tests/box/models/picky_model.py.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -29,20 +30,21 @@ PICKY_MODEL = Path(__file__).with_name("models") / "picky_model.py"
 LOAD_SCRIPT = Path(__file__).with_name("load.py")
 ROUTER = "http://127.0.0.1:8000"
 STATE_FILE = "/var/lib/mlops-box/deploy/state.json"
-# Trips as the taxi model's signature wants them.
+
+
+def _example_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, TAXI / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# Two trips, in the columns of the example's features (examples/taxi/taxi_data.py).
 TRIPS = {
-    "columns": [
-        "pickup_zone",
-        "dropoff_zone",
-        "trip_distance",
-        "pickup_hour",
-        "pickup_weekday",
-        "passenger_count",
-    ],
-    "data": [
-        ["Midtown", "Chelsea", 2.5, 9, 2, 1.0],
-        ["Astoria", "Harlem", 4.3, 18, 4, 2.0],
-    ],
+    "columns": _example_module("taxi_data").FEATURES,
+    "data": [["Midtown", "Chelsea", 2.5, 9, 2, 1.0], ["Astoria", "Harlem", 4.3, 18, 4, 2.0]],
 }
 
 

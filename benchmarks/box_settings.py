@@ -1,0 +1,25 @@
+"""The box the benchmarks measure: the one `fab` would act on, and its address now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fabric import Config
+
+from remote.providers import get_provider
+from remote.settings import CONFIG_DEFAULTS, BoxSettings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def running_box() -> tuple[BoxSettings, str]:
+    """Settings from the same sources as `fab` (fabric.yaml, then FABRIC_BOX_* variables),
+    and the running box's address."""
+    config = Config(project_location=str(REPO_ROOT), overrides={})
+    config.load_collection({"box": CONFIG_DEFAULTS})
+    config.load_project()
+    config.load_shell_env()
+    settings = load_settings(config.box, project_dir=REPO_ROOT)
+    address = get_provider(settings).state().address
+    assert address, "start the box first (fab box.start)"
+    return settings, address
