@@ -32,9 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from box_settings import REPO_ROOT, running_box
+from _box import REPO_ROOT, box_settings
 
-from remote.ssh.connection import connect
+from remote.providers import get_provider
+from remote.tasks._common import box_connection
 
 sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
 from tests.box.serving_box import LOAD_SCRIPT, trips
@@ -101,8 +102,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=5.0, help="seconds per latency window")
     parser.add_argument("--windows", type=int, default=3, help="router/slot window pairs")
     args = parser.parse_args()
-    settings, address = running_box()
-    with connect(settings, address, trust_on_first_use=False) as conn:
+    settings, _ = box_settings()
+    with box_connection(settings, get_provider(settings)) as conn:
         live = state(conn)["live"] if conn.run(f"test -f {STATE}", warn=True).ok else None
         if not live or live["model"]["uri"] != args.v1:
             print(f"1. deploying {args.v1}", flush=True)

@@ -1,4 +1,4 @@
-"""The box the benchmarks measure: the one `fab` would act on, and its address now."""
+"""What the benchmarks share: the box `fab` acts on."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from remote.settings import CONFIG_DEFAULTS, BoxSettings, load_settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def running_box() -> tuple[BoxSettings, str]:
-    """Settings from the same sources as `fab` (fabric.yaml, then FABRIC_BOX_* variables),
-    and the running box's address."""
+def box_settings() -> tuple[BoxSettings, str]:
+    """The settings `fab` reads (fabric.yaml, then FABRIC_BOX_*) and the box's address."""
     config = Config(project_location=str(REPO_ROOT), overrides={})
     config.load_collection({"box": CONFIG_DEFAULTS})
     config.load_project()
