@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn
@@ -19,7 +19,10 @@ import pulumi
 
 PROJECT = "mlops-box"
 BACKENDS = ("sqlite", "rds")
-ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+# The most an allowed-networks list may open without an explicit opt-in, per IP version:
+# one IPv4 /16 (65,536 addresses) and one IPv6 /48 (one site's allocation), in total.
+WIDEST_PREFIX = {4: 16, 6: 48}
 
 # Every setting of Pulumi.yaml's schema, by its name there.
 SETTINGS = (
@@ -44,6 +47,31 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class InfraConfigError(Exception):
     """A stack setting is missing or wrong; the message says which and how to fix it."""
+
+
+def too_wide(networks: Iterable[Network]) -> str | None:
+    """Why these allowed networks amount to "from anywhere", or None if they do not.
+
+    That is a network wider than a /16 (IPv4) or a /48 (IPv6), or networks that together,
+    overlaps collapsed, hold more addresses than one such block: many narrow entries open
+    as much as one wide one.
+    """
+    networks = list(networks)
+    for network in networks:
+        if network.prefixlen < (limit := WIDEST_PREFIX[network.version]):
+            return f"{network} is wider than a /{limit}"
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    held = {
+        4: sum(n.num_addresses for n in ipaddress.collapse_addresses(v4)),
+        6: sum(n.num_addresses for n in ipaddress.collapse_addresses(v6)),
+    }
+    for version, total in held.items():
+        limit = WIDEST_PREFIX[version]
+        block = 2 ** ((32 if version == 4 else 128) - limit)
+        if total > block:
+            return f"together they hold {total / block:g} times the addresses of a /{limit}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -144,15 +172,16 @@ def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
             network = ipaddress.ip_network(value.strip(), strict=True)
         except ValueError:
             _fail("sshAllowedCidrs", value, "give a CIDR such as 203.0.113.7/32 (host bits zero)")
-        if network in ANYWHERE and not _boolean(raw, "allowSshFromAnywhere"):
-            _fail(
-                "sshAllowedCidrs",
-                value,
-                "SSH from the whole internet is refused; list your own network "
-                "(`fab box.allow-my-ip` finds it), or opt in with "
-                "`pulumi config set allowSshFromAnywhere true`",
-            )
         networks.append(network)
+    reason = too_wide(networks)
+    if reason and not _boolean(raw, "allowSshFromAnywhere"):
+        _fail(
+            "sshAllowedCidrs",
+            ", ".join(v.strip() for v in values),
+            f"{reason}, which counts as SSH from anywhere; narrow the CIDRs to your own "
+            "network (e.g. your /32: `fab box.allow-my-ip` finds it), or opt in with "
+            "`pulumi config set allowSshFromAnywhere true`",
+        )
     return tuple(dict.fromkeys(networks))
 
 
