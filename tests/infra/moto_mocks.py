@@ -30,8 +30,10 @@ class Declared:
 
 
 def _physical(name: str, prefix: str | None = None) -> str:
-    """Pulumi's auto-naming: the logical name (or prefix) plus a random suffix."""
-    return f"{prefix}{secrets.token_hex(4)}" if prefix else f"{name}-{secrets.token_hex(4)}"
+    """A physical name as the engine and provider make it, of the same length, so that
+    moto's length checks see what AWS would: a `*_prefix` gets a 26-character unique
+    suffix (the provider's), a logical name `-` and 7 random hex digits (Pulumi's)."""
+    return f"{prefix}{secrets.token_hex(13)}" if prefix else f"{name}-{secrets.token_hex(4)[:7]}"
 
 
 def _tags(inputs: dict[str, Any]) -> list[dict[str, str]]:

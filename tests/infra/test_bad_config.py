@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.config import InfraConfigError, parse_config
+from infra.config import BOX_NAME_MAX, InfraConfigError, parse_config
 from tests.infra.conftest import PUBLIC_KEY, REGION, Deploy, schema_defaults
 
 
@@ -36,6 +36,8 @@ def nothing_exists_in_aws() -> None:
             {"sshAllowedCidrs": ["10.0.0.0/17", "10.0.128.0/17", "10.1.0.0/17"]},
             "together they hold 1.5 times the addresses of a /16",
         ),
+        ({"boxName": "my_box"}, "mlops-box:boxName = 'my_box': use lowercase letters"),
+        ({"boxName": "sthree-box"}, "S3 reserves bucket names starting with sthree-"),
         ({"mlflowBackend": "mysql"}, "mlops-box:mlflowBackend = 'mysql': use `sqlite` or `rds`"),
         ({"volumeSizeGb": 0}, "mlops-box:volumeSizeGb = '0'"),
         ({"volumeSizeGb": -30}, "mlops-box:volumeSizeGb = '-30'"),
@@ -111,6 +113,51 @@ def test_networks_up_to_a_slash_16_need_no_opt_in(public_key_file: Path, cidrs: 
     assert [str(n) for n in config.ssh_allowed_cidrs] == list(dict.fromkeys(cidrs))
 
 
+BOX_NAME_RULE = (
+    "use lowercase letters, digits and single hyphens, starting with a letter and ending with "
+    "a letter or digit, e.g. mlops-zoomcamp (it also names the S3 bucket and the RDS database)."
+)
+BOX_NAME_LENGTH = (
+    f"use at most {BOX_NAME_MAX} characters (the bucket and database names made from it may "
+    "not exceed 63)."
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("my_box", BOX_NAME_RULE),
+        ("MyBox", BOX_NAME_RULE),
+        ("my.box", BOX_NAME_RULE),
+        ("-box", BOX_NAME_RULE),
+        ("box-", BOX_NAME_RULE),
+        ("a--b", BOX_NAME_RULE),
+        ("1box", BOX_NAME_RULE),
+        ("a" * (BOX_NAME_MAX + 1), BOX_NAME_LENGTH),
+    ],
+)
+def test_box_name_must_make_valid_bucket_and_database_names(
+    public_key_file: Path, name: str, fix: str
+) -> None:
+    with pytest.raises(InfraConfigError) as error:
+        parse_config(raw(sshPublicKeyPath=str(public_key_file), boxName=name), stack="dev")
+    assert str(error.value) == f"Invalid setting mlops-box:boxName = {name!r}: {fix}"
+
+
+def test_the_longest_box_name_fits_every_name_made_from_it(deploy: Deploy) -> None:
+    """moto checks bucket names and RDS identifiers, with the provider's suffix length."""
+    name = "mlops-zoomcamp-experiments-01"
+    assert len(name) == BOX_NAME_MAX
+    exports = deploy(boxName=name, mlflowBackend="rds", dbDeletionProtection=False).exports
+    assert exports["artifactBucket"].startswith(f"{name}-mlflow-")
+    assert len(exports["artifactBucket"]) == 63
+    (db,) = boto3.client("rds", region_name=REGION).describe_db_instances()["DBInstances"]
+    assert db["DBInstanceIdentifier"].startswith(f"{name}-mlflow-")
+    assert len(db["DBInstanceIdentifier"]) == 63
+    roles = boto3.client("iam", region_name=REGION).list_roles()["Roles"]
+    assert all(len(r["RoleName"]) <= 64 for r in roles)
+
+
 def raw(**overrides: str) -> dict[str, str]:
     values = {key.split(":", 1)[1]: value for key, value in schema_defaults().items()}
     values["sshAllowedCidrs"] = '["203.0.113.7/32"]'
@@ -139,6 +186,7 @@ def test_good_settings_parse(tmp_path: Path) -> None:
         stack="prod",
     )
     assert [str(n) for n in config.ssh_allowed_cidrs] == ["198.51.100.0/24"]
+    assert config.box_name == "mlops-zoomcamp"
     assert config.tags == {"Project": "mlops-box", "Stack": "prod"}
     assert config.database is None and config.ami is None
     rds = parse_config(raw(sshPublicKeyPath=str(key), mlflowBackend="rds"), stack="dev")
