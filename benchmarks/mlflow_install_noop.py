@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def accepted_logins(settings, address: str) -> int:  # type: ignore[no-untyped-def]
-    with connect(settings, address, trust_on_first_use=False) as conn:
+    with connect(settings, address) as conn:
         out = conn.run(
             "sudo -n journalctl -q --no-pager -o cat _COMM=sshd-session _COMM=sshd "
             "| grep -c 'Accepted publickey'",

@@ -43,7 +43,13 @@ class SshConfigError(MlopsBoxError):
 
 
 class HostKeyMismatch(MlopsBoxError):
-    """The box offered a host key other than the one pinned for it."""
+    """The box offered a host key other than the one pinned for it, or than its provider
+    vouches for."""
+
+
+class HostKeyUnverified(MlopsBoxError):
+    """No key is pinned for the box and its provider vouches for none (and the user did
+    not opt in to trusting the first key)."""
 
 
 class DatabaseError(MlopsBoxError):

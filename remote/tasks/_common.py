@@ -55,4 +55,4 @@ def say(text: str) -> None:
 def box_connection(settings: BoxSettings, provider: Provider) -> Any:
     """A Connection to the running box (at the address its provider gives now) that trusts
     only its pinned host key."""
-    return connect(settings, provider.address(), trust_on_first_use=False)
+    return connect(settings, provider.address())

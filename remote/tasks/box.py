@@ -15,7 +15,7 @@ from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
 from remote.ssh import known_hosts as host_keys
-from remote.ssh.connection import wait_for_ssh
+from remote.ssh.first_contact import pin_known_keys, wait_and_pin
 from remote.system.bootstrap import bootstrap as bootstrap_box
 from remote.tasks._common import box_connection, box_of, say, settings_of, user_errors
 
@@ -38,11 +38,13 @@ def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
 @task(
     help={
         "ssh_timeout": f"Seconds to wait for SSH to answer after the start (default "
-        f"{SSH_TIMEOUT_S}; 0: do not wait).",
+        f"{SSH_TIMEOUT_S}; 0: do not wait), and for the provider to vouch for its host key.",
+        "trust_first_key": "If the provider vouches for no host key (an EC2 console without "
+        "cloud-init's fingerprints), pin the first key the box offers, with a warning.",
     }
 )
 @user_errors
-def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S) -> None:
+def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S, trust_first_key: bool = False) -> None:
     """Start the box, point `ssh <name>` at its new address, wait for SSH."""
     if ssh_timeout < 0:
         raise ConfigError(f"--ssh-timeout is {ssh_timeout}: give seconds, or 0 not to wait.")
@@ -56,7 +58,7 @@ def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S) -> None:
     if ssh_timeout == 0:
         say(f"Not waiting for SSH: `ssh {settings.name}` works once the box's sshd is up.")
         return
-    wait_for_ssh(settings, box.address, ssh_timeout)
+    wait_and_pin(settings, provider, box.address, ssh_timeout, trust_first_key=trust_first_key)
     say(f"Ready: ssh {settings.name}")
 
 
@@ -130,7 +132,10 @@ def forget_host_key(c: Any) -> None:
     """Forget the box's pinned host key (after re-creating the box on purpose)."""
     settings = settings_of(c)
     if host_keys.forget_host_key(settings):
-        say(f"Forgot the host key of {settings.name}; the next `fab box.start` pins the new one")
+        say(
+            f"Forgot the host key of {settings.name}; the next `fab box.start` pins the one "
+            "its provider vouches for"
+        )
     else:
         say(f"No host key was pinned for {settings.name}")
 
@@ -143,6 +148,10 @@ def create(c: Any) -> None:
     changed = provider.create()
     for what in changed.changes:
         say(f"Created {what}")
+    # The project made the box's host keys itself: pin them now, not at first contact.
+    evidence = provider.host_key_evidence(0)
+    if pin_known_keys(settings, evidence):
+        say(f"Pinned the host keys of {settings.name} from {evidence.source}")
     if changed:
         say("Start it with `fab box.start`")
     else:

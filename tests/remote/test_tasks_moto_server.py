@@ -235,3 +235,43 @@ def test_create_on_aws_points_at_pulumi(fab_env: dict[str, str]) -> None:
     assert result.returncode == 1
     assert "run `pulumi up` on stack ci" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_start_refuses_to_pin_a_key_the_console_does_not_vouch_for(
+    fab_env: dict[str, str], server_ec2: Any, box: Any, fab_ssh_dir: Path
+) -> None:
+    # moto's console output is a kernel log without cloud-init's fingerprint block, so
+    # nothing vouches for the key of whatever answers at the instance's address.
+    result = fab(fab_env, "box.start", "--ssh-timeout", "2")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"The console output of {box.instance_id} vouched for no SSH host key of {NAME}"
+    )
+    assert last.endswith("run `fab box.start --trust-first-key` to pin the first key it offers.")
+    assert "Waiting for the SSH host key fingerprints" in result.stderr
+    assert not (fab_ssh_dir / "mlops-box" / "known_hosts").exists()
+
+
+def test_start_help_explains_trust_first_key(fab_env: dict[str, str]) -> None:
+    result = fab(fab_env, "--help", "box.start")
+
+    assert result.returncode == 0, result.stderr
+    assert "--trust-first-key" in result.stdout
+    assert "pin the first key the box offers" in " ".join(result.stdout.split())
+
+
+def test_start_with_trust_first_key_skips_the_console_wait_and_tries_ssh(
+    fab_env: dict[str, str], server_ec2: Any, box: Any, fab_ssh_dir: Path
+) -> None:
+    # The opt-in reaches the library: the console is looked at once, not waited for, and
+    # the start goes on to SSH (nothing answers at moto's made-up address, so it times out).
+    result = fab(fab_env, "box.start", "--trust-first-key", "--ssh-timeout", "2")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Waiting for the SSH host key fingerprints" not in result.stderr
+    assert f"waiting for SSH on {NAME}" in result.stderr.strip().splitlines()[-1]
+    assert not (fab_ssh_dir / "mlops-box" / "known_hosts").exists()

@@ -28,7 +28,7 @@ from remote.errors import (
     WaitTimeout,
 )
 from remote.local_files import locked, write_atomically
-from remote.providers.base import AccessChange, BoxState, Database, State
+from remote.providers.base import AccessChange, BoxState, Database, HostKeyEvidence, State
 from remote.providers.local import boxconfig, netns, nspawn, rootfs
 from remote.providers.local.run import require_host
 from remote.settings import BoxSettings
@@ -170,6 +170,16 @@ class LocalProvider:
         return current.address
 
     # -- the verbs a cloud needs ----------------------------------------------------------
+
+    def host_key_evidence(self, timeout_s: float) -> HostKeyEvidence:
+        """The exact host keys in the box's tree, made by `box.create` (no wait needed)."""
+        self._require_box()
+        return HostKeyEvidence(
+            f"the local box's tree {self.rootfs}",
+            keys=boxconfig.host_public_keys(self.rootfs),
+            note="(it has no /etc/ssh/ssh_host_*_key.pub: run `fab box.destroy` and "
+            "`fab box.create`)",
+        )
 
     def allow_ssh_from(self, ip: str | None, echo_url: str) -> AccessChange:
         raise ConfigError(
