@@ -17,6 +17,7 @@ from remote.errors import HostKeyMismatch
 from remote.providers.base import sha256_fingerprint
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
+from remote.ssh import keys
 from remote.ssh import known_hosts as host_keys
 from remote.waiting import wait_for
 
@@ -125,7 +126,9 @@ def connect(
 
     Only settings.key is offered (no agent, no ~/.ssh/id_*), and no ssh config file is
     read: a `Host *` block in the user's config must not change user, port, proxy or keys.
+    A key that `ssh <name>` would refuse is refused here too, with the fix.
     """
+    keys.check_private_key(settings.key)
     # An explicit, empty SSHConfig stops Fabric loading ~/.ssh/config and
     # /etc/ssh/ssh_config; the overrides beat anything in ~/.fabric.yaml.
     config = Config(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
@@ -17,13 +17,14 @@ from remote.ssh import keys
 from remote.ssh import known_hosts as host_keys
 from remote.ssh.first_contact import pin_known_keys, wait_and_pin
 from remote.system.bootstrap import bootstrap as bootstrap_box
-from remote.tasks._common import box_connection, box_of, say, settings_of, user_errors
+from remote.tasks._common import box_connection, box_of, say, settings_of, task, user_errors
 
 # After the box runs, sshd needs cloud-init (first boot) or a service start to answer.
 SSH_TIMEOUT_S = 300
 
 
 def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
+    """Write the entry and the Include (checked by `ssh.preflight` before anything else)."""
     changed = ssh.write_entry(settings, address)
     included = ssh.ensure_include(settings)
     path = ssh.entry_path(settings)
@@ -33,6 +34,8 @@ def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
         say(f"ssh entry {path} already points at {address}")
     if included:
         say(f"Added `{ssh.include_line(settings)}` at the top of {ssh.config_path(settings)}")
+    for warning in ssh.shadowing_warnings(settings):
+        print(warning, file=sys.stderr, flush=True)
 
 
 @task(
@@ -49,6 +52,10 @@ def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S, trust_first_key: bool = Fals
     if ssh_timeout < 0:
         raise ConfigError(f"--ssh-timeout is {ssh_timeout}: give seconds, or 0 not to wait.")
     settings, provider = box_of(c)
+    # Everything the steps after the (billed) start need is checked before it.
+    ssh.preflight(settings)
+    if ssh_timeout > 0 or settings.key.exists() or settings.key.is_symlink():
+        keys.check_private_key(settings.key)  # the entry names it, even if we do not wait
     box = provider.start(START_TIMEOUT_S)
     if box.address is None:  # start() promises an address; say so rather than write None
         raise ProviderError(f"Box {settings.name} ({box.box_id}) started without an address.")
@@ -88,6 +95,7 @@ def status(c: Any) -> None:
 def ssh_config(c: Any) -> None:
     """Point `ssh <name>` at the running box's current address, without starting it."""
     settings, provider = box_of(c)
+    ssh.preflight(settings)
     box = provider.state()
     if box.state is not State.RUNNING or box.address is None:
         raise Exit(
