@@ -25,11 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
-    for name, help_text in (
-        ("train-plan", "what the box lacks for a staged job"),
-        ("train-start", "start a staged job as a transient unit"),
-    ):
-        commands.add_parser(name, help=help_text).add_argument("staging")
+    start = commands.add_parser("train-start", help="start a staged job (or say what it lacks)")
+    start.add_argument("staging")
     for name, help_text in (
         ("train-finished", "record how a job's unit ended (its ExecStopPost)"),
         ("train-show", "one job's record, reconciled with systemd"),
@@ -54,7 +51,6 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
-        "train-plan": lambda: train_jobs.plan(args.staging),
         "train-start": lambda: train_jobs.start(args.staging),
         "train-finished": lambda: train_jobs.finished(args.job),
         "train-show": lambda: train_jobs.show(args.job),

@@ -44,7 +44,6 @@ from .train_store import ensure_layout, env_ready, materialise, missing, take_bl
 
 SPEC = "job.json"  # the job's description in the staging directory
 BLOBS_TAR = "blobs.tar"  # the blobs the store lacked, when there were any
-KIND_NO_ENV = "no-env"
 KIND_START = "start"
 KIND_NO_MEMORY_LIMITS = "no-memory-limits"
 # MLflow's end status for each final state.
@@ -64,16 +63,6 @@ NO_MEMORY_LIMITS = (
 )
 
 
-def plan(staging: str) -> dict[str, Any]:
-    """What the box lacks for this job: blobs, its environment; whether it can limit memory."""
-    spec = _spec(Path(staging))
-    return {
-        "missing": missing([key for _, key in spec["files"]]),
-        "env_ready": env_ready(spec["env_key"]),
-        "memory_limits": memory_limits(),
-    }
-
-
 def memory_limits() -> bool:
     """Whether systemd here enforces MemoryMax= and tells an OOM kill (Result=oom-kill):
     only on the unified cgroup hierarchy with the memory controller delegated to it."""
@@ -84,16 +73,22 @@ def memory_limits() -> bool:
 
 
 def start(staging: str) -> dict[str, Any]:
+    """Start the staged job; or, when the box lacks blobs or its environment, change
+    nothing and say what is missing (`started` false), for the controller to provide."""
     folder = Path(staging)
     spec = _spec(folder)
     job_id = check_id(spec["id"])
     if spec.get("memory_max") and not memory_limits():
         raise AgentFailure(KIND_NO_MEMORY_LIMITS, NO_MEMORY_LIMITS)
-    ensure_layout()
-    if not env_ready(spec["env_key"]):
-        raise AgentFailure(KIND_NO_ENV, f"The job's environment {spec['env_key']} is not ready.")
     tar = folder / BLOBS_TAR
-    taken = take_blobs(tar) if tar.exists() else 0
+    taken = 0
+    if tar.exists():
+        ensure_layout()
+        taken = take_blobs(tar)
+    lacking = missing([key for _, key in spec["files"]])
+    if lacking or not env_ready(spec["env_key"]):
+        return {"started": False, "missing": lacking, "env_ready": env_ready(spec["env_key"])}
+    ensure_layout()
     base = spec["tracking_uri"]
     experiment = mlflow_rest.experiment_id(base, spec["experiment"])
     folder_of_job = job_dir(job_id)
@@ -140,7 +135,7 @@ def start(staging: str) -> dict[str, Any]:
         record["state"] = "running"
         write(record)
     subprocess.run(["rm", "-rf", "--", str(folder)], check=False)
-    return {"record": record, "blobs_taken": taken}
+    return {"started": True, "record": record, "blobs_taken": taken}
 
 
 def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -> None:
@@ -170,6 +165,9 @@ def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -
         "HOME": f"{folder}/home",
         "PYTHONUNBUFFERED": "1",  # lines reach the journal as they are printed
         "PYTHONDONTWRITEBYTECODE": "1",  # the snapshot is read-only
+        # MLflow asks GitPython about the working directory, a snapshot without git (and
+        # the box has no git): quietly. train.run tags the run with the project's commit.
+        "GIT_PYTHON_REFRESH": "quiet",
     }
     argv = [
         "systemd-run",

@@ -19,6 +19,7 @@ from remote.train.jobs import JobRecord, show
 FOLLOW_TIMEOUT_S = 24 * 3600
 LOG_TIMEOUT_S = 600
 LAST_LINES = 10
+POLL_S = 0.2  # how often the box checks whether the job's unit still runs
 
 
 def _journal(unit: str, *flags: str) -> str:
@@ -38,9 +39,10 @@ def follow_command(unit: str) -> str:
         f"{_journal(unit, '-f', '--no-tail')} & j=$!; "
         'while [ -d "/proc/$1" ]; do '
         f"case $(systemctl show -p ActiveState --value {unit}) in "
-        f"{alive}) sleep 1;; *) break;; esac; done; "
-        # The last lines reach the journal just after the unit ends.
-        'sleep 1; kill "$j" 2>/dev/null; wait "$j" 2>/dev/null; exit 0'
+        f"{alive}) sleep {POLL_S};; *) break;; esac; done; "
+        # The unit ends after its ExecStopPost, well after the job's last line reached the
+        # journal: a moment is enough for journalctl to print it.
+        f'sleep {POLL_S}; kill "$j" 2>/dev/null; wait "$j" 2>/dev/null; exit 0'
     )
     return f'{sudo(f"sh -c {shlex.quote(script)}")} follow "$PPID"'
 

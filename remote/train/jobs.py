@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remote.agent.train_jobs import NO_MEMORY_LIMITS
+from remote.agent.train_jobs import KIND_NO_MEMORY_LIMITS
 from remote.agent.train_records import FINAL_STATES, JOB_ID, KIND_UNKNOWN_JOB
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError
@@ -155,12 +155,19 @@ class JobRecord:
     def summary(self) -> str:
         """One line: how the job is or ended, for how long, and its MLflow run's status."""
         what = {
+            "succeeded": "succeeded",
             "failed": f"failed with exit code {self.exit_code}",
             "oom": "was killed for running out of memory (its --memory-max)",
             "killed": "was cancelled",
             "lost": "was lost: the box stopped or rebooted while it ran",
-        }.get(self.state, self.state)
-        took = f" after {duration(self.duration_s)}" if self.duration_s is not None else ""
+        }.get(self.state, f"is {self.state}")
+        took = ""
+        if self.duration_s is not None:
+            took = (
+                f" after {duration(self.duration_s)}"
+                if self.ended
+                else " since " + duration(self.duration_s)
+            )
         if not self.run_id:
             run = "no MLflow run"
         elif not self.ended:
@@ -293,17 +300,27 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
     env = environment_for(job.requirements, str(state["version"]))
     staging = stage(conn, job.job_id, job.spec(env))
     try:
-        plan = _agent(conn, "train-plan", staging)
-        if job.request.memory_max and not plan["memory_limits"]:
-            raise TrainError(NO_MEMORY_LIMITS)
-        if not plan["env_ready"]:
-            build(conn, env, say=say)
-        uploaded = upload_blobs(conn, staging, job.snapshot, list(plan["missing"]))
+        # Optimistic: with the environment built and every blob on the box (a rerun), this
+        # one call starts the job; otherwise it says what is lacking and changes nothing.
         answer = _agent(conn, "train-start", staging)
+        built, uploaded = False, Uploaded(0, 0)
+        if not answer["started"]:
+            if answer["env_ready"]:
+                say(f"Environment {env.key}: ready")
+            else:
+                build(conn, env, say=say)
+                built = True
+            uploaded = upload_blobs(conn, staging, job.snapshot, list(answer["missing"]))
+            answer = _agent(conn, "train-start", staging)
+            if not answer["started"]:
+                raise TrainError("The box still lacks part of the job after the upload: run again.")
+        else:
+            say(f"Environment {env.key}: ready")
+        say(f"Uploaded {uploaded.blobs} new file(s), {uploaded.bytes} bytes")
     except BaseException:
         discard(conn, staging)
         raise
-    return Started(JobRecord.of(answer["record"]), env, not plan["env_ready"], uploaded)
+    return Started(JobRecord.of(answer["record"]), env, built, uploaded)
 
 
 def show(conn: Connection, job_id: str) -> JobRecord:
@@ -327,4 +344,5 @@ def _checked(job_id: str) -> str:
 
 
 def _agent(conn: Connection, command: str, *args: str) -> dict[str, Any]:
-    return run_agent(conn, command, *args, errors={KIND_UNKNOWN_JOB: UnknownJob}, error=TrainError)
+    errors = {KIND_UNKNOWN_JOB: UnknownJob, KIND_NO_MEMORY_LIMITS: TrainError}
+    return run_agent(conn, command, *args, errors=errors, error=TrainError)
