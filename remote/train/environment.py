@@ -77,6 +77,7 @@ def requirements_of(snapshot: Snapshot) -> list[str]:
 
 def environment_for(requirements: list[str], mlflow_version: str) -> JobEnvironment:
     """The environment for these requirements on a box whose MLflow server is that version."""
+    requirements = sorted(set(requirements))
     named = {canonicalize_name(Requirement(r).name) for r in requirements}
     full = list(requirements)
     if not named & MLFLOW_NAMES:
