@@ -374,9 +374,19 @@ def test_a_dropped_connection_stops_following_but_not_the_job(
     assert proc.returncode == 255
     assert "Lost the connection to the box." in err
     assert f"`fab train.logs {job_id} --follow`" in err and f"`fab train.cancel {job_id}`" in err
-    job = wait_ended(mlflow_box, job_id)
-    assert (job.state, job.exit_code) == ("succeeded", 0)
-    assert run_status(mlflow_box, job.run_id) == "FINISHED"
+    unit = f"mlops-train-{job_id}.service"
+    wait_for(
+        lambda: (
+            mlflow_box.sh(f"systemctl show -p ActiveState --value {unit}").strip() == "inactive"
+            or None
+        ),
+        what=f"{unit} to end",
+        timeout_s=JOB_TIMEOUT_S,
+    )
+    # Nobody watched it end: the unit's own ExecStopPost recorded it and ended its run.
+    record = json.loads(mlflow_box.sh(f"sudo cat {JOBS_DIR}/{job_id}/job.json"))
+    assert (record["state"], record["exit_code"]) == ("succeeded", 0)
+    assert run_status(mlflow_box, record["run_id"]) == "FINISHED"
     logs = mlflow_box.fab("train.logs", job_id)
     assert logs.returncode == 0, logs.stderr
     assert [line for line in logs.stdout.splitlines() if line.startswith(("tick", "done"))] == [

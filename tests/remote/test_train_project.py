@@ -36,8 +36,10 @@ def test_the_snapshot_honours_ignore_files_and_skips_venvs_and_caches(tmp_path: 
             "data/big.csv": "a,b\n",
             "data/keep.csv": "k\n",
             "data/.gitignore": "*.csv\n!keep.csv\n",
-            ".mlopsignore": "notes/\n*.log\n",
+            # As in git: a file in an excluded directory cannot be re-included.
+            ".mlopsignore": "notes/\n!notes/keep.md\n*.log\n",
             "notes/todo.md": "x\n",
+            "notes/keep.md": "x\n",
             "run.log": "x\n",
             "sub/run.log": "x\n",
             "src/model.py": "M = 1\n",
@@ -153,6 +155,8 @@ def test_the_agent_reads_the_servers_admin_credentials_as_systemd_would(tmp_path
         ({}, "exit-code", "exited", "3", False, "failed", 3),
         ({}, "oom-kill", "killed", "KILL", False, "oom", 137),
         ({"cancel_requested": True}, "success", "killed", "TERM", False, "killed", 143),
+        # A script that catches SIGTERM and exits 0 was still cancelled.
+        ({"cancel_requested": True}, "success", "exited", "0", False, "killed", 0),
         ({}, "success", "killed", "TERM", True, "lost", 143),
         ({}, "success", "killed", "TERM", False, "killed", 143),
         ({}, "signal", "dumped", "SEGV", False, "failed", 139),
