@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import db, mlflow_data, sqlite_backup, train_jobs, train_register
+from . import db, mlflow_data, sqlite_backup, train_jobs, train_register, train_start
 from .failure import AgentFailure
 
 
@@ -51,7 +51,7 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
-        "train-start": lambda: train_jobs.start(args.staging),
+        "train-start": lambda: train_start.start(args.staging),
         "train-finished": lambda: train_jobs.finished(args.job),
         "train-show": lambda: train_jobs.show(args.job),
         "train-cancel": lambda: train_jobs.cancel(args.job),

@@ -70,9 +70,7 @@ def read(job_id: str) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text()))
     except FileNotFoundError:
-        raise AgentFailure(
-            KIND_UNKNOWN_JOB, f"There is no job {job_id} on the box: see `fab train.list`."
-        ) from None
+        raise _unknown(job_id) from None
 
 
 def write(record: dict[str, Any]) -> None:
@@ -107,9 +105,7 @@ def locked(job_id: str) -> Iterator[None]:
     """The job's lock: its start, its end (ExecStopPost) and reconciling never interleave."""
     folder = job_dir(job_id)
     if not folder.is_dir():
-        raise AgentFailure(
-            KIND_UNKNOWN_JOB, f"There is no job {job_id} on the box: see `fab train.list`."
-        )
+        raise _unknown(job_id)
     with open(folder / ".lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -136,3 +132,9 @@ def duration_s(record: dict[str, Any]) -> int | None:
 def epoch(stamp: str) -> int:
     """Seconds since the epoch of a `now()` time stamp (UTC)."""
     return calendar.timegm(time.strptime(stamp, STAMP))
+
+
+def _unknown(job_id: str) -> AgentFailure:
+    return AgentFailure(
+        KIND_UNKNOWN_JOB, f"There is no job {job_id} on the box: see `fab train.list`."
+    )

@@ -10,8 +10,9 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote.tasks._common import box_connection, box_of, say, user_errors
-from remote.train.jobs import DEFAULT_ENTRY, JobRequest, format_jobs, list_jobs, prepare
+from remote.train.jobs import DEFAULT_ENTRY, JobRequest, list_jobs, prepare
 from remote.train.jobs import cancel as cancel_job
+from remote.train.records import format_jobs
 from remote.train.runner import run_job, show_logs
 
 

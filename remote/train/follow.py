@@ -14,7 +14,8 @@ from typing import TextIO
 
 from remote.agent.train_jobs import ALIVE_STATES
 from remote.system.run import Connection, StreamEnd, check, stream, sudo
-from remote.train.jobs import JobRecord, show
+from remote.train.jobs import show
+from remote.train.records import JobRecord
 
 FOLLOW_TIMEOUT_S = 24 * 3600
 LOG_TIMEOUT_S = 600

@@ -2,10 +2,11 @@
 
 `prepare` checks everything it can without the box (the project, the entry's script,
 the requirements, --env, --memory-max) and gives the job its id; `start` then needs one
-SSH connection: MLflow's version (to pick the environment), one agent call that says
-what the box lacks, the environment built only when missing, only the missing blobs
-uploaded, one agent call that starts the job. The job records live on the box and are
-read (and reconciled with systemd) through the agent.
+SSH connection: MLflow's version (to pick the environment), the job's description staged
+over SFTP, and one agent call that starts the job, or (the first time) says what the box
+lacks: then the environment is built, only the missing blobs are uploaded and the call
+is made again. The job records live on the box and are read (and reconciled with
+systemd) through the agent.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remote.agent.train_jobs import KIND_NO_MEMORY_LIMITS
-from remote.agent.train_records import FINAL_STATES, JOB_ID, KIND_UNKNOWN_JOB
+from remote.agent.train_records import JOB_ID, KIND_UNKNOWN_JOB
+from remote.agent.train_start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError
 from remote.mlflow.spec import env_file_line
@@ -41,6 +42,7 @@ from remote.train.project import (
     parse_entry,
     scan,
 )
+from remote.train.records import JobRecord
 from remote.train.upload import Uploaded, discard, stage, upload_blobs
 
 DEFAULT_ENTRY = "python train.py"
@@ -103,83 +105,6 @@ class PreparedJob:
 
 
 @dataclass(frozen=True)
-class JobRecord:
-    """A job as the box records it."""
-
-    id: str
-    state: str
-    unit: str
-    entry: str
-    experiment: str
-    run_id: str | None
-    env_key: str
-    exit_code: int | None
-    started_at: str | None
-    ended_at: str | None
-    duration_s: int | None
-    registered: str | None
-    run_status: str | None
-    error: str | None
-
-    @classmethod
-    def of(cls, found: dict[str, Any]) -> JobRecord:
-        def text(name: str) -> str | None:
-            value = found.get(name)
-            return None if value is None else str(value)
-
-        def number(name: str) -> int | None:
-            value = found.get(name)
-            return None if value is None else int(value)
-
-        return cls(
-            id=str(found["id"]),
-            state=str(found["state"]),
-            unit=str(found["unit"]),
-            entry=str(found.get("entry", "")),
-            experiment=str(found.get("experiment", "")),
-            run_id=text("run_id"),
-            env_key=str(found.get("env_key", "")),
-            exit_code=number("exit_code"),
-            started_at=text("started_at"),
-            ended_at=text("ended_at"),
-            duration_s=number("duration_s"),
-            registered=text("registered"),
-            run_status=text("run_status"),
-            error=text("error"),
-        )
-
-    @property
-    def ended(self) -> bool:
-        return self.state in FINAL_STATES
-
-    def summary(self) -> str:
-        """One line: how the job is or ended, for how long, and its MLflow run's status."""
-        what = {
-            "succeeded": "succeeded",
-            "failed": f"failed with exit code {self.exit_code}",
-            "oom": "was killed for running out of memory (its --memory-max)",
-            "killed": "was cancelled",
-            "lost": "was lost: the box stopped or rebooted while it ran",
-        }.get(self.state, f"is {self.state}")
-        took = ""
-        if self.duration_s is not None:
-            took = (
-                f" after {duration(self.duration_s)}"
-                if self.ended
-                else " since " + duration(self.duration_s)
-            )
-        if not self.run_id:
-            run = "no MLflow run"
-        elif not self.ended:
-            run = f"MLflow run {self.run_id}"
-        else:
-            status = self.run_status or "not marked yet (`fab train.list` retries)"
-            run = f"MLflow run {self.run_id} is {status}"
-        error = f" ({self.error})" if self.error else ""
-        return f"Job {self.id} {what}{took}{error}; {run}."
-
-
-@dataclass(frozen=True)
 class Started:
     record: JobRecord
     environment: JobEnvironment
@@ -214,43 +139,6 @@ def prepare(request: JobRequest) -> PreparedJob:
         env_lines=env_lines(request.env),
         experiment=experiment,
         tags=run_tags(job_id, snapshot, request.entry),
-    )
-
-
-def duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (
-        f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-    )
-
-
-def format_jobs(records: list[JobRecord]) -> str:
-    """`train.list`'s table, oldest first."""
-    if not records:
-        return "No training jobs on the box yet: `fab train.run --project DIR`."
-    header = ("JOB", "STATE", "EXIT", "STARTED (UTC)", "TOOK", "RUN", "REGISTERED", "ENTRY")
-    rows = [header] + [
-        (
-            r.id,
-            r.state,
-            "-" if r.exit_code is None else str(r.exit_code),
-            (r.started_at or "-").replace("T", " ").rstrip("Z"),
-            duration(r.duration_s),
-            r.run_id or "-",
-            r.registered or "-",
-            r.entry,
-        )
-        for r in records
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        + "  "
-        + row[-1]
-        for row in rows
     )
 
 

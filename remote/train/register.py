@@ -13,7 +13,8 @@ from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL
 from remote.system.agent import run_agent
 from remote.system.run import Connection
 from remote.train.environment import JobEnvironment
-from remote.train.jobs import JobRecord, TrainError
+from remote.train.jobs import TrainError
+from remote.train.records import JobRecord
 
 CHALLENGER = "challenger"
 REGISTER_TIMEOUT_S = 300

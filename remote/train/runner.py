@@ -14,7 +14,8 @@ from collections.abc import Callable
 from remote.agent.train_records import TRAIN_USER
 from remote.system.run import Connection, StreamEnd
 from remote.train.follow import follow, last_lines, print_log, reattach_hint
-from remote.train.jobs import JobRecord, PreparedJob, show, start
+from remote.train.jobs import PreparedJob, show, start
+from remote.train.records import JobRecord
 from remote.train.register import CHALLENGER, register
 
 # The exit status when following stopped before the job ended (the shell's conventions).

@@ -33,7 +33,8 @@ from remote.mlflow.spec import STATE_FILE
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
-from remote.train.jobs import JobRecord, JobRequest, list_jobs, prepare, show, start
+from remote.train.jobs import JobRequest, list_jobs, prepare, show, start
+from remote.train.records import JobRecord
 from remote.train.upload import Uploaded
 from remote.waiting import wait_for
 from tests.box.conftest import REPO_ROOT

@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from remote.agent.failure import AgentFailure
 from remote.agent.mlflow_rest import raw_env, unquote_env
 from remote.agent.train_jobs import exit_code, final_state
+from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
 from remote.mlflow.spec import ServerSpec, render_env
 from remote.train.environment import environment_for, requirements_of
-from remote.train.jobs import JobRequest, env_lines, format_jobs, prepare
+from remote.train.jobs import JobRequest, env_lines, prepare
 from remote.train.project import ProjectError, entry_script, git_state, parse_entry, scan
+from remote.train.records import format_jobs
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
@@ -191,3 +195,20 @@ def test_git_state_of_a_project(tmp_path: Path) -> None:
 
 def test_an_empty_list_says_how_to_start() -> None:
     assert "fab train.run" in format_jobs([])
+
+
+def test_the_model_to_register_is_the_runs_only_one_or_the_one_named() -> None:
+    model = SimpleNamespace(name="model", model_id="m-1")
+    other = SimpleNamespace(name="baseline", model_id="m-2")
+    assert pick_model([model], "r1", "") is model
+    assert pick_model([model, other], "r1", "baseline") is other
+    assert pick_model([model, other], "r1", "m-1") is model
+    for models, wanted, kind in (
+        ([], "", KIND_NO_MODEL),
+        ([model, other], "", KIND_MANY_MODELS),
+        ([model], "nope", KIND_NO_MODEL),
+    ):
+        with pytest.raises(AgentFailure) as refused:
+            pick_model(models, "r1", wanted)
+        assert refused.value.kind == kind
+        assert "nothing was registered" in refused.value.sentence
