@@ -90,8 +90,8 @@ def build(conn: Connection, env: JobEnvironment, *, say: Callable[[str], None]) 
     """Make the environment with pip; on failure nothing of it is left on the box."""
     building = f"{ENVS_DIR}/.building-{env.key}-{secrets.token_hex(4)}"
     say(f"Building the job's environment {env.key}: {' '.join(env.requirements)}")
-    _root(conn, f"install -d -m 755 {ENVS_DIR} && python3 -m venv {building}", "make a venv")
     try:
+        _root(conn, f"install -d -m 755 {ENVS_DIR} && python3 -m venv {building}", "make a venv")
         pip_install(conn, building, env.requirements, say=say, error=JobEnvironmentError)
         # A venv's scripts name its own path: they are pointed at the final one before the
         # rename. A concurrent build of the same key may have won: then ours is dropped.
