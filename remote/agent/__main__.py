@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import db, mlflow_data, sqlite_backup
+from . import db, mlflow_data, sqlite_backup, train_jobs, train_register, train_start
 from .failure import AgentFailure
 
 
@@ -25,6 +25,23 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
+    start = commands.add_parser("train-start", help="start a staged job (or say what it lacks)")
+    start.add_argument("staging")
+    for name, help_text in (
+        ("train-finished", "record how a job's unit ended (its ExecStopPost)"),
+        ("train-show", "one job's record, reconciled with systemd"),
+        ("train-cancel", "stop a job's unit"),
+    ):
+        commands.add_parser(name, help=help_text).add_argument("job")
+    commands.add_parser("train-list", help="every job's record, reconciled with systemd")
+    note = commands.add_parser("train-note", help="record the model version a job registered")
+    note.add_argument("job")
+    note.add_argument("--registered", required=True)
+    register = commands.add_parser("train-register", help="register a run's logged model")
+    register.add_argument("run_id")
+    register.add_argument("name")
+    register.add_argument("--alias", required=True)
+    register.add_argument("--logged-model", default="")
     return parser
 
 
@@ -34,6 +51,15 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
+        "train-start": lambda: train_start.start(args.staging),
+        "train-finished": lambda: train_jobs.finished(args.job),
+        "train-show": lambda: train_jobs.show(args.job),
+        "train-cancel": lambda: train_jobs.cancel(args.job),
+        "train-list": train_jobs.listing,
+        "train-note": lambda: train_jobs.note(args.job, args.registered),
+        "train-register": lambda: train_register.register(
+            args.run_id, args.name, args.alias, args.logged_model
+        ),
     }
     return handlers[args.command]
 
