@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import db, mlflow_data, sqlite_backup
+from . import db, drift, mlflow_data, sqlite_backup
+from .drift_report import Options
 from .failure import AgentFailure
 
 
@@ -25,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
+    report = commands.add_parser("drift-report", help="a drift report, logged to MLflow")
+    report.add_argument("--model", default="", help="default: the live model")
+    report.add_argument("--since-s", type=float, required=True)
+    report.add_argument("--drift-share", type=float, default=Options.drift_share)
+    report.add_argument("--max-error-rise", type=float, default=Options.max_error_rise)
+    report.add_argument("--out", default="", help="keep the files here (default: not kept)")
+    report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
+    report.add_argument("--experiment", default=drift.EXPERIMENT)
     return parser
 
 
@@ -34,6 +43,14 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
+        "drift-report": lambda: drift.report(
+            args.model,
+            args.since_s,
+            Options(args.drift_share, args.max_error_rise),
+            out=args.out,
+            empty_ok=args.empty_ok,
+            experiment=args.experiment,
+        ),
     }
     return handlers[args.command]
 

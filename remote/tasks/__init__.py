@@ -9,8 +9,9 @@ from invoke import Collection
 from remote.settings import CONFIG_DEFAULTS
 from remote.tasks.box import box
 from remote.tasks.mlflow import mlflow
+from remote.tasks.monitor import monitor
 
-ns = Collection(box, mlflow)
+ns = Collection(box, mlflow, monitor)
 ns.configure({"box": CONFIG_DEFAULTS})
 
 __all__ = ["ns"]
