@@ -56,6 +56,9 @@ TEST_NAMES = {
 BAR_VALUES = 25
 HISTOGRAM_BINS = 30
 TOP_CATEGORIES = 20
+# A continuous column's sample always reaches a little past the reference's extremes:
+# out-of-range values count as an issue above this share of the rows.
+OUT_OF_RANGE_ISSUE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -206,10 +209,11 @@ class Quality:
     @property
     def issues(self) -> int:
         growing = [c for c, (ref, cur, _) in self.missing.items() if cur > ref]
+        outside = [c for c, v in self.out_of_range.items() if v[1] > OUT_OF_RANGE_ISSUE_SHARE]
         return (
             len(growing)
             + len(self.unseen)
-            + len(self.out_of_range)
+            + len(outside)
             + len(self.new_columns)
             + len(self.missing_columns)
         )

@@ -125,10 +125,8 @@ def _value_column(path: Path, columns: list[str]) -> str:
 
 
 def _number(path: Path, number: int, name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        value = None
     try:
-        result = float(value)
+        result = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         result = math.nan
     if not math.isfinite(result):
