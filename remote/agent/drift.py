@@ -13,8 +13,10 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import resource
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,10 @@ def report(
     experiment: str = EXPERIMENT,
     base: str = monitor_mlflow.MLFLOW_URL,
 ) -> dict[str, Any]:
+    clock = _Clock()
     import pandas as pd
 
+    clock.lap("import_pandas")
     until = datetime.datetime.now(datetime.UTC)
     since = until - datetime.timedelta(seconds=since_s)
     if not model_ref:
@@ -54,7 +58,11 @@ def report(
             monitor_mlflow.KIND_NO_REFERENCE,
             f"The reference sample of {model.label} is not a CSV file ({exc}): log it again.",
         ) from None
+    signature = monitor_mlflow.signature_inputs(base, model)
+    clock.lap("mlflow_read")
     predictions = monitor_inputs.read_predictions(model.name, model.version, since)
+    labels = monitor_inputs.read_labels()
+    clock.lap("read_logs")
     window = _window(since_s)
     if not predictions.rows:
         sentence = (
@@ -69,8 +77,8 @@ def report(
     result = analyse(
         reference,
         predictions,
-        monitor_inputs.read_labels(),
-        signature=monitor_mlflow.signature_inputs(base, model),
+        labels,
+        signature=signature,
         val_rmse=val_rmse,
         model=model.name,
         version=model.version,
@@ -79,11 +87,13 @@ def report(
         window_s=since_s,
         options=options,
     )
+    clock.lap("analyse")
     os.makedirs(MPL_CACHE, exist_ok=True)
     os.environ.setdefault("MPLCONFIGDIR", MPL_CACHE)
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="mlops-drift-"))
     try:
         files = drift_render.write(result, out_dir)
+        clock.lap("render")
         run_id = monitor_mlflow.log_report(
             base,
             experiment,
@@ -98,10 +108,32 @@ def report(
             tags={"mlops-box.drift": "yes" if result.drift else "no"},
             files=files,
         )
+        clock.lap("mlflow_log")
     finally:
         if not out:
             shutil.rmtree(out_dir, ignore_errors=True)
-    return _answer(result, run_id, experiment, [f.name for f in files])
+    return {**_answer(result, run_id, experiment, [f.name for f in files]), **clock.figures()}
+
+
+class _Clock:
+    """How long each stage took, and the process's peak memory, for the benchmark."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round(now - self.last, 3)
+        self.last = now
+
+    def figures(self) -> dict[str, Any]:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+        return {
+            "seconds": round(time.perf_counter() - self.started, 3),
+            "stages": self.stages,
+            "peak_rss_mb": round(peak_kb / 1024, 1),
+        }
 
 
 def _window(seconds: float) -> str:
