@@ -31,6 +31,12 @@ MLFLOW_CONFIG_DIR = "/etc/mlflow"
 MLFLOW_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/mlflow.env"
 MLFLOW_UNIT = "mlflow.service"
 MLFLOW_PORT = 5000
+# Monitoring: the serving slots' prediction log (read), the labels and report caches,
+# and the virtualenvs named by their requirements' hash.
+PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"
+MONITOR_DIR = "/var/lib/mlops-box/monitor"
+LABELS_DIR = f"{MONITOR_DIR}/labels"
+ENVS_DIR = "/opt/mlops-box/envs"
 
 
 def box_tags(stack: str, name: str) -> dict[str, str]:

@@ -86,3 +86,23 @@ class SchemaUpgradeError(DatabaseError):
 
 class TunnelError(MlopsBoxError):
     """The SSH tunnel to MLflow could not be opened or MLflow does not answer through it."""
+
+
+class MonitorError(MlopsBoxError):
+    """A drift report or the monitoring schedule was refused or failed."""
+
+
+class UnknownModel(MonitorError):
+    """MLflow on the box has no such model version (or nothing is live to default to)."""
+
+
+class NoReferenceSample(MonitorError):
+    """The model's training run logged no reference sample to compare with."""
+
+
+class EmptyWindow(MonitorError):
+    """The prediction log has no predictions of the model in the window."""
+
+
+class LabelsError(MonitorError):
+    """A labels file cannot be read or has the wrong columns or values."""

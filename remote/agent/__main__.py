@@ -12,7 +12,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import db, mlflow_data, sqlite_backup, train_jobs, train_register, train_start
+from . import (
+    db,
+    drift,
+    mlflow_data,
+    sqlite_backup,
+    train_jobs,
+    train_register,
+    train_start,
+)
+from .drift_report import Options
 from .failure import AgentFailure
 
 
@@ -42,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("name")
     register.add_argument("--alias", required=True)
     register.add_argument("--logged-model", default="")
+    report = commands.add_parser("drift-report", help="a drift report, logged to MLflow")
+    report.add_argument("--model", default="", help="default: the live model")
+    report.add_argument("--since-s", type=float, required=True)
+    report.add_argument("--drift-share", type=float, default=Options.drift_share)
+    report.add_argument("--max-error-rise", type=float, default=Options.max_error_rise)
+    report.add_argument("--out", default="", help="keep the files here (default: not kept)")
+    report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
+    report.add_argument("--experiment", default=drift.EXPERIMENT)
     return parser
 
 
@@ -59,6 +76,14 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "train-note": lambda: train_jobs.note(args.job, args.registered),
         "train-register": lambda: train_register.register(
             args.run_id, args.name, args.alias, args.logged_model
+        ),
+        "drift-report": lambda: drift.report(
+            args.model,
+            args.since_s,
+            Options(args.drift_share, args.max_error_rise),
+            out=args.out,
+            empty_ok=args.empty_ok,
+            experiment=args.experiment,
         ),
     }
     return handlers[args.command]

@@ -12,6 +12,7 @@ from remote.settings import CONFIG_DEFAULTS, check_fabric_config
 from remote.tasks._common import PROJECT_DIR
 from remote.tasks.box import box
 from remote.tasks.mlflow import mlflow
+from remote.tasks.monitor import monitor
 from remote.tasks.train import train
 
 # Invoke loads fabric.yaml right after importing this module and fails on a malformed one
@@ -22,7 +23,7 @@ try:
 except ConfigError as exc:
     raise Exit(str(exc), code=1) from None
 
-ns = Collection(box, mlflow, train)
+ns = Collection(box, mlflow, train, monitor)
 ns.configure({"box": CONFIG_DEFAULTS})
 
 __all__ = ["ns"]

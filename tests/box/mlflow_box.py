@@ -82,10 +82,12 @@ class MlflowBox:
             "FABRIC_BOX_LOCAL_CACHE": str(s.local.cache),
         }
 
-    def fab(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def fab(
+        self, *args: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [FAB, "-r", str(REPO_ROOT), *args],
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=900,

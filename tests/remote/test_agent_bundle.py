@@ -20,8 +20,9 @@ import pytest
 from remote.system import agent
 
 # What the agent may import inside a function: the packages of the on-box environment
-# that runs that command (the MLflow server's venv). Nothing else outside the stdlib.
-ON_BOX_ENVIRONMENT = {"sqlalchemy", "mlflow"}
+# that runs that command (the MLflow server's venv; the monitor's, remote/monitor/env.py).
+# Nothing else outside the stdlib.
+ON_BOX_ENVIRONMENT = {"sqlalchemy", "mlflow", "numpy", "scipy", "pandas", "matplotlib", "yaml"}
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
