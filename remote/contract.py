@@ -23,6 +23,9 @@ TAG_DB_INSTANCE = "mlops-box:db-instance"
 # The database RDS creates for MLflow.
 DB_NAME = "mlflow"
 
+# The port sshd listens on, on every box (the security group opens it, the probes use it).
+SSH_PORT = 22
+
 # On the box.
 AGENT_DIR = "/opt/mlops-box/agent"  # the shipped agent bundles, one per content hash
 MLFLOW_DATA_DIR = "/var/lib/mlflow"
