@@ -1,0 +1,1 @@
+"""Watching the box once it runs: the idle auto-stop (idle.py)."""
