@@ -115,21 +115,19 @@ def decide(now: datetime, setting: Setting, clock: Clock, probes: Probes) -> Dec
     looked = [a for a in counted if not a.failed]
     in_use = [f"{a.what}: probe failed ({a.failed}), counted as busy" for a in counted if a.failed]
     in_use += [a.what for a in looked if a.busy]
-    if in_use:
-        busy = tuple(in_use)
-        return Decision(False, _checked(clock, None, now, busy), timedelta(0), busy)
-    since = clock.idle_since or now
     timed = [(a, a.last) for a in looked if a.last is not None]
-    for _, last in timed:
-        since = max(since, last)
     # A time ahead (`touch -d '+3 hours'` on the keep-alive file) holds the clock until then.
-    recent = tuple(
+    recent = [
         f"{a.what} (until {stamp(last)})" if last > now else f"{a.what} ({minutes(now - last)} ago)"
         for a, last in timed
         if now - last < window
-    )
+    ]
+    busy = (*in_use, *recent)
+    if in_use:
+        return Decision(False, _checked(clock, None, now, busy), timedelta(0), busy)
+    since = max([clock.idle_since or now, *(last for _, last in timed)])
     idle_for = max(now - since, timedelta(0))
-    return Decision(idle_for >= window, _checked(clock, since, now, recent), idle_for, recent)
+    return Decision(idle_for >= window, _checked(clock, since, now, busy), idle_for, busy)
 
 
 def at_boot(clock: Clock, boot_id: str, booted_at: datetime) -> Clock:

@@ -163,3 +163,10 @@ def test_the_status_view_restarts_the_clock_at_a_boot_no_check_has_seen_yet() ->
     assert view["idle_since"] == idle.stamp(at(1))
     assert view["last_check"] is None and view["last_busy"] == []
     assert view["last_stop"] == "none"
+
+
+def test_everything_that_keeps_the_box_up_is_named_not_only_the_first() -> None:
+    session = Activity(idle.SSH, "1 SSH connection", busy=True)
+    request = Activity(idle.ROUTER, "requests to the router", last=at(99.5))
+    decision = decide(at(100), setting(5), clock(), probes(session, request))
+    assert decision.busy == ("1 SSH connection", "requests to the router (30s ago)")
