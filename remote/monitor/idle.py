@@ -59,8 +59,9 @@ class AutostopRequest:
     def describe(self) -> str:
         if self.idle_minutes is None:
             return "off"
-        serving = "ignoring router requests" if self.ignore_serving else "router requests count"
-        return f"after {self.idle_minutes} idle minute{_s(self.idle_minutes)} ({serving})"
+        serving = "do not count" if self.ignore_serving else "count as use"
+        minutes = f"{self.idle_minutes} idle minute{_s(self.idle_minutes)}"
+        return f"after {minutes} (requests to the router {serving})"
 
 
 def parse_request(idle_minutes: str, off: bool, ignore_serving: bool) -> AutostopRequest:
@@ -147,7 +148,7 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
         error=AutostopError,
     )
     if answer.get("changed"):
-        changed.add(f"the setting ({request.describe()}; the idle clock restarted)")
+        changed.add("the setting (the idle clock restarts now)")
     changed.merge(systemd.ensure_unit(conn, IDLE_TIMER, timer, error=AutostopError))
     return changed
 
@@ -228,7 +229,7 @@ def _idle_text(view: dict[str, Any], now: datetime) -> str:
         return f"0m: in use at the last check{checked}: {busy}"
     since = datetime.fromisoformat(view["idle_since"])
     text = f"{format_uptime(now - since)} (since {_clock(since)}"
-    text += f"; last check {_clock(last_check)})" if last_check else "; no check yet this boot)"
+    text += f"; last check {_clock(last_check)})" if last_check else "; no check yet)"
     return f"{text}; recent: {busy}" if busy else text
 
 

@@ -102,8 +102,13 @@ def autostop(
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
         changed = idle.apply(conn, request)
-    state = "changed: " + str(changed) if changed else "nothing changed"
-    say(f"Auto-stop on {settings.name}: {request.describe()} ({state})")
+    say(f"Auto-stop on {settings.name}: {request.describe()}")
+    say(f"Changed: {changed}" if changed else "Nothing changed")
+    if request.idle_minutes is not None:
+        say(
+            "Checked on the box every minute. In use: SSH connections (tunnels too), training "
+            f"jobs, deploys, router requests, and `sudo touch -d '+3 hours' {KEEPALIVE_FILE}`."
+        )
 
 
 @task(name="ssh-config")

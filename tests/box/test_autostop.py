@@ -106,14 +106,14 @@ def test_bad_input_is_one_line_and_changes_nothing(box: MlflowBox, args: list[st
 
 def test_set_installs_the_timer_and_a_second_run_changes_nothing(box: MlflowBox) -> None:
     first = fab_ok(box, "box.autostop", "--idle-minutes", "5")
-    assert "after 5 idle minutes (router requests count) (changed:" in first
-    assert "enabled at boot" in first and "the idle clock restarted" in first
+    assert "after 5 idle minutes (requests to the router count as use)\nChanged: " in first
+    assert "enabled at boot" in first and "the idle clock restarts now" in first
     again = fab_ok(box, "box.autostop", "--idle-minutes", "5")
-    assert again.strip().endswith("(nothing changed)")
+    assert "\nNothing changed\n" in again
     assert box.sh(f"systemctl is-enabled {IDLE_TIMER}; systemctl is-active {IDLE_TIMER}").split(
     ) == ["enabled", "active"]  # fmt: skip
     status = fab_ok(box, "box.status")
-    assert "auto-stop: after 5 idle minutes (router requests count)" in status
+    assert "auto-stop: after 5 idle minutes (requests to the router count as use)" in status
     assert re.search(r"^idle: +\S", status, re.M), status
 
 
@@ -169,7 +169,7 @@ def test_requests_to_the_router_count_within_the_window_unless_ignored(box: Mlfl
         fab_ok(box, "box.autostop", "--idle-minutes", "5", "--ignore-serving")
         box.sh(append)
         assert not any("router" in b for b in dry_check(box)["busy"])
-        assert "ignoring router requests" in fab_ok(box, "box.status")
+        assert "(requests to the router do not count)" in fab_ok(box, "box.status")
     finally:
         box.sh(f"sudo rm -f {ROUTER_ACCESS_LOG}")
         fab_ok(box, "box.autostop", "--idle-minutes", "5")
@@ -183,6 +183,20 @@ def test_the_keepalive_file_counts_until_its_time(box: MlflowBox) -> None:
     finally:
         box.sh(f"sudo rm -f {KEEPALIVE_FILE}")
     assert "keep-alive" not in str(dry_check(box, timedelta(minutes=50))["busy"])
+
+
+def test_a_probe_that_fails_counts_as_busy(box: MlflowBox) -> None:
+    # A path under a regular file cannot be looked at (ENOTDIR): the check must not
+    # take "cannot tell" for "idle".
+    args = check_args()
+    args[args.index("--router-log") + 1] = "/etc/hostname/access.log"
+    at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    decision = run_agent(box.conn, "idle-check", *args, "--dry-run", "--at", at)
+    assert decision["stop"] is False
+    assert (
+        "requests to the router: probe failed (cannot stat /etc/hostname/access.log: "
+        "Not a directory), counted as busy"
+    ) in decision["busy"]
 
 
 def _wait_state(provider: LocalProvider, wanted: State, timeout_s: float) -> float:
@@ -230,7 +244,7 @@ def test_an_idle_box_powers_itself_off_and_says_so_after_the_next_start(
         status,
         re.M,
     ), status
-    assert "auto-stop: after 1 idle minute (router requests count)" in status
+    assert "auto-stop: after 1 idle minute (requests to the router count as use)" in status
     view = run_agent(box.conn, "idle-status", "--dir", IDLE_DIR)
     # The clock restarted at this boot.
     assert datetime.fromisoformat(view["booted_at"]) >= started - timedelta(seconds=5)
@@ -257,8 +271,8 @@ def test_a_stop_and_start_keep_the_setting_and_restart_the_clock(box: MlflowBox)
 
 def test_off_stays_off(box: MlflowBox) -> None:
     out = fab_ok(box, "box.autostop", "--off")
-    assert "off (changed: the setting (off), mlops-idle.timer stopped and disabled)" in out
-    assert fab_ok(box, "box.autostop", "--off").strip().endswith("off (nothing changed)")
+    assert ": off\nChanged: the setting (off), mlops-idle.timer stopped and disabled\n" in out
+    assert fab_ok(box, "box.autostop", "--off").endswith(": off\nNothing changed\n")
     states = box.sh(f"systemctl is-enabled {IDLE_TIMER}; systemctl is-active {IDLE_TIMER}; true")
     assert states.split() == ["disabled", "inactive"]
     # Even a real check (not a dry run) looks at nothing and does nothing.

@@ -99,7 +99,8 @@ def rows(**fields: object) -> dict[str, str]:
 def test_status_rows_of_an_idle_box() -> None:
     shown = rows()
     assert shown["auto-stop"] == (
-        "after 30 idle minutes (router requests count), checked on the box every minute"
+        "after 30 idle minutes (requests to the router count as use), checked on the box "
+        "every minute"
     )
     assert shown["idle"] == "4m (since 2025-06-01 12:26 UTC; last check 2025-06-01 12:29 UTC)"
     assert shown["last stop"] == "no auto-stop recorded"
