@@ -228,6 +228,8 @@ def _idle_text(view: dict[str, Any], now: datetime) -> str:
         checked = f" ({_clock(last_check)})" if last_check else ""
         return f"0m: in use at the last check{checked}: {busy}"
     since = datetime.fromisoformat(view["idle_since"])
+    if since > now:  # the keep-alive file was touched for a time ahead
+        return f"0m: kept up until {_clock(since)}: {busy}"
     text = f"{format_uptime(now - since)} (since {_clock(since)}"
     text += f"; last check {_clock(last_check)})" if last_check else "; no check yet)"
     return f"{text}; recent: {busy}" if busy else text

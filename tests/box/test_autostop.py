@@ -56,6 +56,14 @@ def box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[Mlflo
         assert off.returncode == 0, off.stderr
 
 
+@pytest.fixture
+def five_minutes(box: MlflowBox) -> MlflowBox:
+    """The box with a five-minute auto-stop: longer than any test here, so the real timer
+    never stops it under one; the dry runs ask about later times."""
+    fab_ok(box, "box.autostop", "--idle-minutes", "5")
+    return box
+
+
 def fab_ok(box: MlflowBox, *args: str) -> str:
     result = box.fab(*args)
     assert result.returncode == 0, f"fab {' '.join(args)}: {result.stdout}{result.stderr}"
@@ -105,18 +113,19 @@ def test_bad_input_is_one_line_and_changes_nothing(box: MlflowBox, args: list[st
 
 
 def test_set_installs_the_timer_and_a_second_run_changes_nothing(box: MlflowBox) -> None:
-    first = fab_ok(box, "box.autostop", "--idle-minutes", "5")
-    assert "after 5 idle minutes (requests to the router count as use)\nChanged: " in first
-    assert "enabled at boot" in first and "the idle clock restarts now" in first
-    again = fab_ok(box, "box.autostop", "--idle-minutes", "5")
+    first = fab_ok(box, "box.autostop", "--idle-minutes", "7")
+    assert "after 7 idle minutes (requests to the router count as use)\nChanged: " in first
+    assert "the idle clock restarts now" in first
+    again = fab_ok(box, "box.autostop", "--idle-minutes", "7")
     assert "\nNothing changed\n" in again
     assert box.sh(f"systemctl is-enabled {IDLE_TIMER}; systemctl is-active {IDLE_TIMER}").split(
     ) == ["enabled", "active"]  # fmt: skip
     status = fab_ok(box, "box.status")
-    assert "auto-stop: after 5 idle minutes (requests to the router count as use)" in status
+    assert "auto-stop: after 7 idle minutes (requests to the router count as use)" in status
     assert re.search(r"^idle: +\S", status, re.M), status
 
 
+@pytest.mark.usefixtures("five_minutes")
 def test_an_open_fabric_connection_counts_as_busy(box: MlflowBox) -> None:
     decision = dry_check(box, timedelta(hours=1))
     assert decision["stop"] is False
@@ -128,6 +137,7 @@ def _ssh_count(decision: dict[str, Any]) -> int:
     return int(found.split()[0])
 
 
+@pytest.mark.usefixtures("five_minutes")
 def test_a_tunnel_without_a_shell_counts_as_busy(box: MlflowBox) -> None:
     before = _ssh_count(dry_check(box))
     tunnel = subprocess.Popen(openssh(box, "-N"), stdin=subprocess.DEVNULL)
@@ -145,6 +155,7 @@ def test_a_tunnel_without_a_shell_counts_as_busy(box: MlflowBox) -> None:
 
 
 @pytest.mark.parametrize("unit", ["mlops-train-test", "mlops-deploy"])
+@pytest.mark.usefixtures("five_minutes")
 def test_a_running_job_or_deploy_unit_counts_as_busy(box: MlflowBox, unit: str) -> None:
     # Stands in for a training job (mlops-train-<id>) or a deploy transition (mlops-deploy).
     box.sh(f"sudo systemd-run --unit {unit} sleep 300")
@@ -155,7 +166,10 @@ def test_a_running_job_or_deploy_unit_counts_as_busy(box: MlflowBox, unit: str) 
     assert f"{unit}.service" not in str(dry_check(box, timedelta(hours=1))["busy"])
 
 
-def test_requests_to_the_router_count_within_the_window_unless_ignored(box: MlflowBox) -> None:
+@pytest.mark.usefixtures("five_minutes")
+def test_requests_to_the_router_count_within_the_window_unless_ignored(
+    box: MlflowBox,
+) -> None:
     # The router's access log, appended to as nginx does for each request.
     box.sh(f"sudo mkdir -p {ROUTER_ACCESS_LOG.rsplit('/', 1)[0]}")
     append = f"echo 'GET /predict 200' | sudo tee -a {ROUTER_ACCESS_LOG} >/dev/null"
@@ -175,6 +189,7 @@ def test_requests_to_the_router_count_within_the_window_unless_ignored(box: Mlfl
         fab_ok(box, "box.autostop", "--idle-minutes", "5")
 
 
+@pytest.mark.usefixtures("five_minutes")
 def test_the_keepalive_file_counts_until_its_time(box: MlflowBox) -> None:
     box.sh(f"sudo touch -d '+1 hour' {KEEPALIVE_FILE}")
     try:
@@ -185,6 +200,7 @@ def test_the_keepalive_file_counts_until_its_time(box: MlflowBox) -> None:
     assert "keep-alive" not in str(dry_check(box, timedelta(minutes=50))["busy"])
 
 
+@pytest.mark.usefixtures("five_minutes")
 def test_a_probe_that_fails_counts_as_busy(box: MlflowBox) -> None:
     # A path under a regular file cannot be looked at (ENOTDIR): the check must not
     # take "cannot tell" for "idle".
@@ -269,6 +285,7 @@ def test_a_stop_and_start_keep_the_setting_and_restart_the_clock(box: MlflowBox)
     assert since is None or datetime.fromisoformat(since) >= started - timedelta(seconds=5)
 
 
+@pytest.mark.usefixtures("five_minutes")
 def test_off_stays_off(box: MlflowBox) -> None:
     out = fab_ok(box, "box.autostop", "--off")
     assert ": off\nChanged: the setting (off), mlops-idle.timer stopped and disabled\n" in out

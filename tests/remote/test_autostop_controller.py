@@ -114,6 +114,13 @@ def test_status_rows_of_a_box_in_use() -> None:
     )
 
 
+def test_status_rows_of_a_box_kept_up_by_the_keepalive_file() -> None:
+    ahead = (NOW + timedelta(hours=2)).isoformat()
+    busy = "the keep-alive file /var/lib/mlops-box/keepalive (until 2025-06-01T14:30:00+00:00)"
+    shown = rows(idle_since=ahead, last_busy=[busy])
+    assert shown["idle"] == f"0m: kept up until 2025-06-01 14:30 UTC: {busy}"
+
+
 def test_status_rows_after_an_auto_stop_and_after_another_stop() -> None:
     record = {"at": "2025-06-01T10:03:00+00:00", "idle_minutes": 30, "idle_for_s": 1830}
     assert rows(last_stop="auto", last_autostop=record)["last stop"] == (

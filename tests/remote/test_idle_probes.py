@@ -144,3 +144,14 @@ def test_a_damaged_setting_makes_the_check_fail_not_stop(tmp_path: Path) -> None
     (tmp_path / "idle" / "autostop.json").write_text("{not json")
     code, answer, _ = _check(tmp_path, "--dry-run", "--at", "2099-01-01T00:00:00+00:00")
     assert (code, answer["kind"]) == (1, "setting")
+
+
+def test_off_is_really_off_the_check_looks_at_nothing(tmp_path: Path) -> None:
+    where = ["--dir", str(tmp_path / "idle")]
+    run_bundle(tmp_path, "idle-set", *where, "--idle-minutes", "1")
+    code, answer, _ = run_bundle(tmp_path, "idle-set", *where, "--off")
+    assert (code, answer["changed"], answer["enabled"]) == (0, True, False)
+    code, answer, log = _check(tmp_path, "--dry-run", "--at", "2099-01-01T00:00:00+00:00")
+    # No probe ran: the answer has no activities, and the log says it is off.
+    assert (code, answer) == (0, {"ok": True, "enabled": False, "stop": False})
+    assert log.strip() == "idle-check: auto-stop is off"
