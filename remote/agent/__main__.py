@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from . import (
     db,
     drift,
+    idle_commands,
     mlflow_data,
     sqlite_backup,
     train_jobs,
@@ -59,7 +61,30 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="", help="keep the files here (default: not kept)")
     report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
     report.add_argument("--experiment", default=drift.EXPERIMENT)
+    _idle_parsers(commands)
     return parser
+
+
+def _idle_parsers(commands: Any) -> None:
+    # Every name and path comes from the controller (remote/contract.py), the one place
+    # they are kept; the timer's unit passes them the same way.
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", required=True, help="the auto-stop's files")
+    setter = commands.add_parser("idle-set", parents=[where], help="set the idle auto-stop")
+    choice = setter.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--idle-minutes", type=int)
+    choice.add_argument("--off", action="store_true")
+    setter.add_argument("--ignore-serving", action="store_true")
+    commands.add_parser("idle-status", parents=[where], help="the auto-stop's setting and clock")
+    checker = commands.add_parser(
+        "idle-check", parents=[where], help="power the box off if it is idle long enough"
+    )
+    checker.add_argument("--ssh-port", type=int, required=True)
+    checker.add_argument("--unit", action="append", default=[], help="a busy unit pattern")
+    checker.add_argument("--router-log", required=True)
+    checker.add_argument("--keepalive", required=True)
+    checker.add_argument("--dry-run", action="store_true", help="answer, change nothing")
+    checker.add_argument("--at", type=datetime.fromisoformat, help="with --dry-run: decide at")
 
 
 def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
@@ -85,8 +110,35 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
             empty_ok=args.empty_ok,
             experiment=args.experiment,
         ),
+        "idle-set": lambda: idle_commands.set_autostop(
+            args.dir, None if args.off else args.idle_minutes, args.ignore_serving, _now()
+        ),
+        "idle-status": lambda: idle_commands.status(args.dir, _now()),
+        "idle-check": lambda: idle_commands.check(
+            args.dir,
+            _at(args),
+            ssh_port=args.ssh_port,
+            unit_patterns=args.unit,
+            router_log=args.router_log,
+            keepalive=args.keepalive,
+            dry_run=args.dry_run,
+        ),
     }
     return handlers[args.command]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _at(args: argparse.Namespace) -> datetime:
+    """The check's time: now, or (only in a dry run, which changes nothing) the one asked."""
+    if args.at is None:
+        return _now()
+    if not args.dry_run:
+        raise AgentFailure("bad-value", "--at is for --dry-run only: a real check runs now.")
+    at: datetime = args.at
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,1 +1,2 @@
-"""Monitoring the box's models: drift reports, labels, and the schedule that runs them."""
+"""Watching the box's models and the box itself: drift reports, labels, their schedule,
+and the idle auto-stop (idle.py)."""

@@ -9,7 +9,9 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote.box_status import format_status
+from remote.contract import KEEPALIVE_FILE
 from remote.errors import ConfigError, ProviderError
+from remote.monitor import idle
 from remote.providers.base import DEFAULT_ECHO_URL, START_TIMEOUT_S, STOP_TIMEOUT_S, State
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
@@ -85,9 +87,37 @@ def stop(c: Any) -> None:
 @task
 @user_errors
 def status(c: Any) -> None:
-    """Show the box's state, id, type, address and uptime."""
+    """Show the box's state, id, type, address, uptime, and its idle auto-stop."""
     settings, provider = box_of(c)
-    say(format_status(settings, provider.state()))
+    box = provider.state()
+    say(format_status(settings, box, extra=idle.box_rows(settings, box)))
+
+
+@task(
+    help={
+        "idle_minutes": f"Power the box off after this many idle minutes (1 to "
+        f"{idle.MAX_IDLE_MINUTES}); busy: SSH connections, training jobs, deploys, router "
+        f"requests, the keep-alive file {KEEPALIVE_FILE}.",
+        "off": "Turn the auto-stop off (the timer is disabled, the setting says off).",
+        "ignore_serving": "Requests to the router do not keep the box up.",
+    }
+)
+@user_errors
+def autostop(
+    c: Any, idle_minutes: str = "", off: bool = False, ignore_serving: bool = False
+) -> None:
+    """Let the box power itself off after N idle minutes (decided on the box), or --off."""
+    request = idle.parse_request(idle_minutes, off, ignore_serving)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        changed = idle.apply(conn, request)
+    say(f"Auto-stop on {settings.name}: {request.describe()}")
+    say(f"Changed: {changed}" if changed else "Nothing changed")
+    if request.idle_minutes is not None:
+        say(
+            "Checked on the box every minute. In use: SSH connections (tunnels too), training "
+            f"jobs, deploys, router requests, and `sudo touch -d '+3 hours' {KEEPALIVE_FILE}`."
+        )
 
 
 @task(name="ssh-config")
@@ -199,6 +229,7 @@ box = Collection(
     start,
     stop,
     status,
+    autostop,
     ssh_config,
     allow_my_ip_task,
     keygen,

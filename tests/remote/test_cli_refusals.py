@@ -258,7 +258,7 @@ def test_the_fabric_yaml_checks_accept_the_repository_file(
     result = fab(fab_env, "box.status", root=project)
 
     assert result.returncode == 0, result.stderr
-    assert "state:    running" in result.stdout
+    assert "state:     running" in result.stdout
 
 
 def test_an_empty_fabric_yaml_means_the_defaults(

@@ -61,10 +61,10 @@ def test_start_status_stop_round_trip(
     status = fab(fab_env, "box.status")
 
     assert status.returncode == 0, status.stderr
-    assert "state:    running" in status.stdout
-    assert f"id:       {box.instance_id}" in status.stdout
-    assert "type:     t3.xlarge" in status.stdout
-    assert f"address:  {new_ip}" in status.stdout
+    assert "state:     running" in status.stdout
+    assert f"id:        {box.instance_id}" in status.stdout
+    assert "type:      t3.xlarge" in status.stdout
+    assert f"address:   {new_ip}" in status.stdout
     assert "uptime:" in status.stdout
 
     stopped = fab(fab_env, "box.stop")

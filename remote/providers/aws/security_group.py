@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from remote.contract import PROJECT, TAG_PROJECT, TAG_STACK
+from remote.contract import PROJECT, SSH_PORT, TAG_PROJECT, TAG_STACK
 from remote.errors import ProviderError, PublicAddressError
 from remote.providers.aws.instances import find_instance
 from remote.providers.aws.session import aws_errors, ec2_client
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import SecurityGroupRuleTypeDef, SecurityGroupTypeDef
 
-SSH_PORT = 22
 ECHO_TIMEOUT_S = 10
 # An echo service answers with one address; anything longer is not one.
 ECHO_MAX_BYTES = 100
