@@ -261,9 +261,10 @@ def distribution(ref: pd.Series, cur: pd.Series, kind: str) -> dict[str, Any]:
     if kind == CATEGORICAL or both.nunique() <= BAR_VALUES:
         ref_counts, cur_counts = ref.value_counts(), cur.value_counts()
         order = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index)
-        if kind == NUMERICAL:
-            order = sorted(order)
-        kept, rest = order[:TOP_CATEGORIES], order[TOP_CATEGORIES:]
+        if kind == NUMERICAL:  # at most BAR_VALUES bars, in order
+            kept, rest = sorted(order), []
+        else:  # the most frequent categories, the others as one bar
+            kept, rest = order[:TOP_CATEGORIES], order[TOP_CATEGORIES:]
 
         def shares(counts: pd.Series, total: int) -> list[float]:
             values = [float(counts.get(k, 0)) / max(total, 1) for k in kept]

@@ -13,6 +13,7 @@ import pytest
 from remote import contract
 from remote.agent import drift_render, monitor_inputs
 from remote.agent.drift_report import Options, analyse
+from remote.agent.drift_stats import distribution
 from remote.agent.failure import AgentFailure
 from remote.agent.monitor_inputs import live_model, read_labels, read_predictions
 from tests.prediction_log import WARMUP_ID, line, lines
@@ -176,3 +177,14 @@ def test_the_report_files(tmp_path: Path) -> None:
     assert set(figures["distributions"]) == {"zone", "km", "prediction"}
     assert figures["distributions"]["zone"]["labels"] == ["a", "b", "<b>"]
     assert len(figures["error_over_time"]["buckets"]) >= 1
+
+
+def test_many_categories_keep_the_most_frequent_and_one_bar_for_the_rest() -> None:
+    reference = pd.Series([f"c{i:02d}" for i in range(30) for _ in range(30 - i)])
+    current = pd.Series(["c00"] * 10 + ["c29"] * 5)
+
+    bars = distribution(reference, current, "categorical")
+
+    assert bars["labels"] == [f"c{i:02d}" for i in range(20)] + ["(other)"]
+    assert bars["reference"][-1] == pytest.approx(sum(30 - i for i in range(20, 30)) / 465)
+    assert bars["current"][0] == pytest.approx(10 / 15) and bars["current"][-1] == 5 / 15
