@@ -6,8 +6,10 @@ through a tunnel (as a user does from a laptop), then for each size writes that 
 predictions (the model's own, one request each, over the last 20 hours, with labels for
 a tenth of them) as a serving slot's log on the box and runs the real report. It prints,
 per size: the report's own time on the box (the agent's, from its first import to the
-MLflow run logged) split by stage, its peak resident memory, and the whole
-`monitor.drift` call from here (SSH, systemd-run, the download). The first report also
+MLflow run logged) split by stage, the CPU time of its whole process (which, unlike the
+wall time, does not grow when other work shares the cores: the load average is
+printed too), its peak resident memory, and the whole `monitor.drift` call from here
+(SSH, systemd-run, the download). The first report also
 builds the monitor's environment: that build is left out of every figure.
 
 Run as root:  .venv/bin/python benchmarks/drift_report.py [--sizes 10000 100000] [--runs 2]
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import secrets
 import statistics
 import sys
@@ -53,7 +56,7 @@ def quiet(_: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--runs", type=int, default=2, help="reports per size")
+    parser.add_argument("--runs", type=int, default=3, help="reports per size")
     parser.add_argument("--subnet", default="10.217.0.0/16")
     args = parser.parse_args()
     import mlflow
@@ -87,7 +90,10 @@ def main() -> None:
                 for _ in args.sizes:
                     mlflow.register_model(model_uri, MODEL)
                 model = mlflow.pyfunc.load_model(model_uri)
-            print(f"{'rows':>8} {'on box':>8} {'stages':<70} {'peak RSS':>9} {'fab call':>9}")
+            print(
+                f"{'rows':>8} {'on box':>8} {'stages (s)':<74} {'CPU':>6} {'peak RSS':>9} "
+                f"{'fab call':>9}  load"
+            )
             for version, size in enumerate(args.sizes, 1):
                 trips = taxi_data.generate(size, 100 + version)
                 now = datetime.datetime.now(datetime.UTC)
@@ -112,22 +118,25 @@ def main() -> None:
                 files.write(box.conn, RemoteFile(f"{PREDICTION_LOG_DIR}/blue.jsonl", log.encode()))
                 files.write(box.conn, RemoteFile(f"{LABELS_DIR}/bench.jsonl", labels.encode()))
                 request = DriftRequest(f"{MODEL}/{version}", 86400)
-                walls, seconds = [], []
+                walls, seconds, cpus = [], [], []
                 for _ in range(args.runs):
                     began = time.perf_counter()
                     made = report(box.conn, request, Path(tmp) / "reports", say=quiet)
                     walls.append(time.perf_counter() - began)
                     answer = made.answer
                     seconds.append(answer["seconds"])
+                    cpus.append(answer["cpu_s"])
                     stages = " ".join(f"{k} {v:.2f}" for k, v in answer["stages"].items())
                     print(
-                        f"{size:>8} {answer['seconds']:>7.2f}s {stages:<70} "
-                        f"{answer['peak_rss_mb']:>7.0f}MB {walls[-1]:>8.2f}s"
+                        f"{size:>8} {answer['seconds']:>7.2f}s {stages:<74} "
+                        f"{answer['cpu_s']:>5.2f}s {answer['peak_rss_mb']:>7.0f}MB "
+                        f"{walls[-1]:>8.2f}s  {os.getloadavg()[0]:.1f}"
                     )
                 print(
-                    f"{size:>8} median on the box {statistics.median(seconds):.2f}s, "
-                    f"fab call {statistics.median(walls):.2f}s; {answer['rows']} rows, "
-                    f"{answer['labels']['used']} labelled"
+                    f"{size:>8} median: {statistics.median(seconds):.2f}s on the box, "
+                    f"{statistics.median(cpus):.2f}s CPU, "
+                    f"fab call {statistics.median(walls):.2f}s; "
+                    f"{answer['rows']} rows, {answer['labels']['used']} labelled"
                 )
             box.conn.close()
         finally:

@@ -33,19 +33,20 @@ def write(report: Report, out_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Three pictures, each drawn once: a figure costs more than its subplots.
     summary = _png(_summary_figure(report))
-    pictures = {name: _png(_distribution_figure(report, name)) for name in report.distributions}
+    distributions = _png(_distributions_figure(report)) if report.distributions else None
     concept = report.concept
-    error = _png(_error_figure(report)) if concept is not None and concept.buckets else None
-    residuals = _png(_residual_figure(report)) if concept and concept.residuals else None
+    errors = _png(_concept_figure(report)) if concept is not None and concept.buckets else None
 
     paths = [out_dir / HTML, out_dir / SUMMARY_PNG, out_dir / FIGURES_JSON]
-    paths[0].write_text(_html(report, summary, pictures, error, residuals), encoding="utf-8")
+    paths[0].write_text(_html(report, summary, distributions, errors), encoding="utf-8")
     paths[1].write_bytes(summary)
+    data = report.summary()
     figures = {
-        "summary": report.summary(),
+        "summary": data,
         "distributions": report.distributions,
-        "error_over_time": report.summary()["concept"],
+        "error_over_time": data["concept"],
     }
     paths[2].write_text(json.dumps(figures, indent=1, allow_nan=False), encoding="utf-8")
     return paths
@@ -55,7 +56,7 @@ def _png(figure: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI)
     plt.close(figure)
     return buffer.getvalue()
 
@@ -92,43 +93,56 @@ def _summary_figure(report: Report) -> Any:
     return figure
 
 
-def _distribution_figure(report: Report, name: str) -> Any:
+def _distributions_figure(report: Report) -> Any:
+    """Reference vs current, one panel per input column and one for the predictions."""
     import matplotlib.pyplot as plt
 
+    names = list(report.distributions)
+    rows = (len(names) + 1) // 2
+    figure, axes = plt.subplots(rows, 2, figsize=(13, 2.9 * rows), squeeze=False)
+    for axis, name in zip(axes.flat, names, strict=False):
+        _draw_distribution(axis, report, name)
+    for axis in list(axes.flat)[len(names) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    return figure
+
+
+def _draw_distribution(axis: Any, report: Report, name: str) -> None:
     data = report.distributions[name]
-    figure, axis = plt.subplots(figsize=(6.5, 2.8))
     if data["type"] == "bars":
         positions = range(len(data["labels"]))
+        many = len(positions) > 8
         axis.bar([p - 0.2 for p in positions], data["reference"], 0.4, color=REFERENCE_COLOR)
         axis.bar([p + 0.2 for p in positions], data["current"], 0.4, color=CURRENT_COLOR)
         axis.set_xticks(
             list(positions),
             data["labels"],
-            rotation=45 if len(positions) > 8 else 0,
-            ha="right" if len(positions) > 8 else "center",
-            fontsize=8,
+            rotation=45 if many else 0,
+            ha="right" if many else "center",
+            fontsize=7,
         )
     else:
         edges = data["edges"]
         axis.stairs(data["reference"], edges, fill=True, color=REFERENCE_COLOR, alpha=0.6)
         axis.stairs(data["current"], edges, color=CURRENT_COLOR, linewidth=2)
-    axis.set_ylabel("share of rows")
-    axis.legend(["reference", "current"], fontsize=8)
+    axis.set_ylabel("share of rows", fontsize=8)
+    axis.legend(["reference", "current"], fontsize=7)
     drift = report.prediction if name == PREDICTION else _column(report, name)
     axis.set_title(
         f"{name}: {_describe(drift)}",
-        fontsize=10,
+        fontsize=9,
         color=DRIFT_COLOR if drift is not None and drift.drifted else "black",
     )
-    figure.tight_layout()
-    return figure
 
 
-def _error_figure(report: Report) -> Any:
+def _concept_figure(report: Report) -> Any:
+    """The error over time, and the residuals' distribution."""
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 3.2))
-    _draw_error(axis, report)
+    figure, (errors, residuals) = plt.subplots(1, 2, figsize=(13, 3.4))
+    _draw_error(errors, report)
+    _draw_residuals(residuals, report)
     figure.tight_layout()
     return figure
 
@@ -169,12 +183,12 @@ def _draw_error(axis: Any, report: Report) -> None:
     axis.tick_params(axis="x", labelrotation=30, labelsize=7)
 
 
-def _residual_figure(report: Report) -> Any:
-    import matplotlib.pyplot as plt
-
+def _draw_residuals(axis: Any, report: Report) -> None:
     assert report.concept is not None
     data = report.concept.residuals
-    figure, axis = plt.subplots(figsize=(6.5, 2.8))
+    if not data:
+        axis.set_visible(False)
+        return
     if data["reference"] and any(data["reference"]):
         axis.stairs(
             data["reference"],
@@ -192,8 +206,6 @@ def _residual_figure(report: Report) -> Any:
     axis.set_ylabel("share of rows")
     axis.set_title("Residuals", fontsize=10)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
 
 
 def _column(report: Report, name: str) -> ColumnDrift | None:
@@ -212,13 +224,7 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _html(
-    report: Report,
-    summary: bytes,
-    pictures: dict[str, bytes],
-    error: bytes | None,
-    residuals: bytes | None,
-) -> str:
+def _html(report: Report, summary: bytes, distributions: bytes | None, errors: bytes | None) -> str:
     e = html.escape
     rows = "".join(
         f"<tr class={'drift' if c.drifted else 'ok'}><td>{e(c.column)}</td><td>{c.kind}</td>"
@@ -262,16 +268,16 @@ def _html(
         "<ul>" + "".join(f"<li>{item}</li>" for item in quality) + "</ul>"
         if quality
         else "<p>No missing values, unseen categories or out-of-range values.</p>",
-        *_concept_html(report, error, residuals),
+        *_concept_html(report, errors),
         "<h2>Distributions: reference vs current</h2>",
-        *(_img(png, name) for name, png in pictures.items()),
+        *([_img(distributions, "distributions")] if distributions else []),
         *(f"<p><i>{e(note)}</i></p>" for note in report.notes),
         "</body></html>",
     ]
     return "\n".join(parts)
 
 
-def _concept_html(report: Report, error: bytes | None, residuals: bytes | None) -> list[str]:
+def _concept_html(report: Report, errors: bytes | None) -> list[str]:
     concept, labels = report.concept, report.labels
     if concept is None or labels is None:
         return [
@@ -302,6 +308,5 @@ def _concept_html(report: Report, error: bytes | None, residuals: bytes | None) 
         f"(another model, version or time) {labels.elsewhere}; for requests of several rows "
         f"{labels.multi_row}; named after another target {labels.other_target}; for unknown "
         f"request ids {labels.unknown}.</p>",
-        *([_img(error, "error over time")] if error else []),
-        *([_img(residuals, "residuals")] if residuals else []),
+        *([_img(errors, "error over time and residuals")] if errors else []),
     ]

@@ -140,23 +140,26 @@ def analyse(
     tested = {c: t for c, t in declared.items() if c in reference.columns and c in logged}
     kinds = {c: drift_stats.kind_of(reference[c], t or None) for c, t in tested.items()}
 
-    columns = [drift_stats.column_drift(c, reference[c], current[c], k) for c, k in kinds.items()]
-    distributions = {
-        c: drift_stats.distribution(reference[c], current[c], k) for c, k in kinds.items()
+    cleaned = {
+        c: (drift_stats.clean(reference[c], k), drift_stats.clean(current[c], k))
+        for c, k in kinds.items()
     }
+    columns = [drift_stats.column_drift(c, *cleaned[c], k) for c, k in kinds.items()]
+    distributions = {c: drift_stats.distribution(*cleaned[c], k) for c, k in kinds.items()}
     outputs = pd.Series([_one_value(o) for o in predictions.outputs], dtype=object)
     prediction = None
     if PREDICTION in reference.columns:
         kind = drift_stats.kind_of(reference[PREDICTION])
-        prediction = drift_stats.column_drift(PREDICTION, reference[PREDICTION], outputs, kind)
-        distributions[PREDICTION] = drift_stats.distribution(reference[PREDICTION], outputs, kind)
+        pair = (drift_stats.clean(reference[PREDICTION], kind), drift_stats.clean(outputs, kind))
+        prediction = drift_stats.column_drift(PREDICTION, *pair, kind)
+        distributions[PREDICTION] = drift_stats.distribution(*pair, kind)
     else:
         notes.append("The reference has no `prediction` column: prediction drift not tested.")
 
     quality = drift_stats.quality(
-        reference,
-        current,
+        cleaned,
         kinds,
+        (len(reference), len(current)),
         new_columns=sorted(logged - set(declared)),
         missing_columns=sorted(c for c in declared if c not in logged),
     )

@@ -113,8 +113,8 @@ def pick_test(reference: pd.Series, current: pd.Series, kind: str) -> str:
     return "jensenshannon" if few else "wasserstein"
 
 
-def column_drift(column: str, reference: pd.Series, current: pd.Series, kind: str) -> ColumnDrift:
-    ref, cur = clean(reference, kind), clean(current, kind)
+def column_drift(column: str, ref: pd.Series, cur: pd.Series, kind: str) -> ColumnDrift:
+    """The drift of one column; `ref` and `cur` as `clean` made them."""
     if ref.empty or cur.empty:
         return ColumnDrift(column, kind, "", None, 0.0, False, len(ref), len(cur))
     test = pick_test(ref, cur, kind)
@@ -220,23 +220,25 @@ class Quality:
 
 
 def quality(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    cleaned: dict[str, tuple[pd.Series, pd.Series]],
     kinds: dict[str, str],
+    rows: tuple[int, int],
     new_columns: list[str],
     missing_columns: list[str],
 ) -> Quality:
     """Missing values, unseen categories and values outside the reference's range, for
-    the model inputs both sides have."""
+    the model inputs both sides have: `cleaned` holds each column as `clean` made it
+    from the reference's and the current `rows`."""
     missing: dict[str, tuple[float, float, int]] = {}
     unseen: dict[str, dict[str, int]] = {}
     out_of_range: dict[str, tuple[int, float, float, float]] = {}
+    ref_rows, cur_rows = rows
     for column, kind in kinds.items():
-        ref_clean, cur_clean = clean(reference[column], kind), clean(current[column], kind)
-        cur_missing = len(current) - len(cur_clean)
-        ref_share = 1 - len(ref_clean) / max(len(reference), 1)
+        ref_clean, cur_clean = cleaned[column]
+        cur_missing = cur_rows - len(cur_clean)
+        ref_share = 1 - len(ref_clean) / max(ref_rows, 1)
         if cur_missing or ref_share:
-            missing[column] = (ref_share, cur_missing / max(len(current), 1), cur_missing)
+            missing[column] = (ref_share, cur_missing / max(cur_rows, 1), cur_missing)
         if kind == CATEGORICAL:
             new = cur_clean[~cur_clean.isin(set(ref_clean))]
             if len(new):
@@ -249,19 +251,20 @@ def quality(
     return Quality(missing, unseen, out_of_range, sorted(new_columns), sorted(missing_columns))
 
 
-def distribution(reference: pd.Series, current: pd.Series, kind: str) -> dict[str, Any]:
-    """What a figure draws for one column: shares of the rows per bar or per bin."""
+def distribution(ref: pd.Series, cur: pd.Series, kind: str) -> dict[str, Any]:
+    """What a figure draws for one column (as `clean` made it): shares of the rows per
+    bar or per bin."""
     import numpy as np
     import pandas as pd
 
-    ref, cur = clean(reference, kind), clean(current, kind)
     both = pd.concat([ref, cur])
     if kind == CATEGORICAL or both.nunique() <= BAR_VALUES:
         ref_counts, cur_counts = ref.value_counts(), cur.value_counts()
         order = list((ref_counts.add(cur_counts, fill_value=0)).sort_values(ascending=False).index)
-        if kind == NUMERICAL:
-            order = sorted(order)
-        kept, rest = order[:TOP_CATEGORIES], order[TOP_CATEGORIES:]
+        if kind == NUMERICAL:  # at most BAR_VALUES bars, in order
+            kept, rest = sorted(order), []
+        else:  # the most frequent categories, the others as one bar
+            kept, rest = order[:TOP_CATEGORIES], order[TOP_CATEGORIES:]
 
         def shares(counts: pd.Series, total: int) -> list[float]:
             values = [float(counts.get(k, 0)) / max(total, 1) for k in kept]

@@ -73,12 +73,11 @@ def read_predictions(
             for line in handle:
                 try:
                     head = _HEAD.match(line)
-                    if head is not None:  # fast path: a line outside the window
-                        request_id = json.loads(f'"{head[2]}"')
+                    if head is not None and head[1][:23] < start:  # before the window
+                        request_id = head[2] if "\\" not in head[2] else json.loads(f'"{head[2]}"')
                         if not request_id.startswith(WARMUP_PREFIX):
                             found.seen_ids.add(request_id)
-                        if head[1][:23] < start:
-                            continue
+                        continue
                     record = json.loads(line)
                     request_id = str(record["request_id"])
                     if request_id.startswith(WARMUP_PREFIX):
@@ -100,14 +99,16 @@ def read_predictions(
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # not a log line (a torn last line of a file being written)
                 found.requests += 1
+                columns = found.inputs
                 for row, output in zip(inputs, outputs, strict=True):
                     row = row if isinstance(row, dict) else {}
-                    for column in row.keys() - found.inputs.keys():
-                        found.inputs[column] = [None] * found.rows
-                    for column, values in found.inputs.items():
+                    for column in row:
+                        if column not in columns:
+                            columns[column] = [None] * found.rows
+                    for column, values in columns.items():
                         values.append(row.get(column))
                     found.outputs.append(output)
-                    found.times.append(str(record["time"]))
+                    found.times.append(record["time"])
                     found.request_ids.append(request_id)
                     found.rows_in_request.append(len(inputs))
     return found

@@ -72,7 +72,23 @@ class DriftRequest:
         return [f"--model={self.model}", *args] if self.model else args
 
 
+def number(text: str | float, flag: str) -> float:
+    """A number the user typed (invoke hands text over as it is); MonitorError if it is not."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value:
+        raise MonitorError(f"{flag} is {text!r}: give a number, such as 0.5.")
+    return value
+
+
 def drift_request(
-    model: str, since: str, drift_share: float, max_error_rise: float
+    model: str, since: str, drift_share: str | float, max_error_rise: str | float
 ) -> DriftRequest:
-    return DriftRequest(model_ref(model), duration_s(since, "--since"), drift_share, max_error_rise)
+    return DriftRequest(
+        model_ref(model),
+        duration_s(since, "--since"),
+        number(drift_share, "--drift-share"),
+        number(max_error_rise, "--max-error-rise"),
+    )

@@ -23,7 +23,7 @@ from remote.changes import Changed
 from remote.contract import MLFLOW_UNIT, MONITOR_DIR
 from remote.errors import MonitorError
 from remote.monitor.env import PYTHON, ensure_monitor_env
-from remote.monitor.options import DriftRequest, duration_s, model_ref
+from remote.monitor.options import DriftRequest, duration_s, model_ref, number
 from remote.system import systemd, templates
 from remote.system.agent import PACKAGE, bundle, ensure_agent
 from remote.system.run import Connection, check, run, sudo
@@ -51,12 +51,17 @@ class Schedule:
 
 
 def schedule_of(
-    every: str, model: str, since: str, drift_share: float, max_error_rise: float
+    every: str, model: str, since: str, drift_share: str | float, max_error_rise: str | float
 ) -> Schedule:
     """The checked schedule; the window is the interval unless `since` is given."""
     every_s = duration_s(every, "--every")
     since_s = duration_s(since, "--since") if since else every_s
-    request = DriftRequest(model_ref(model), since_s, drift_share, max_error_rise)
+    request = DriftRequest(
+        model_ref(model),
+        since_s,
+        number(drift_share, "--drift-share"),
+        number(max_error_rise, "--max-error-rise"),
+    )
     return Schedule(every_s, every.strip(), request)
 
 

@@ -36,8 +36,8 @@ def drift(
     c: Any,
     model: str = "",
     since: str = "24h",
-    drift_share: float = 0.5,
-    max_error_rise: float = 0.2,
+    drift_share: str = "0.5",
+    max_error_rise: str = "0.2",
     out: str = "drift-reports",
     open_: bool = False,
 ) -> None:
@@ -82,8 +82,8 @@ def schedule(
     off: bool = False,
     model: str = "",
     since: str = "",
-    drift_share: float = 0.5,
-    max_error_rise: float = 0.2,
+    drift_share: str = "0.5",
+    max_error_rise: str = "0.2",
 ) -> None:
     """Run the drift check on the box on a timer (--every 1d), or stop it (--off); show it."""
     if every and off:

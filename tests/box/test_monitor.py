@@ -292,6 +292,7 @@ def test_concept_drift_shows_once_labels_arrive(monitored: Monitored, tmp_path: 
         (["monitor.drift", "--model", "taxi"], "--model is 'taxi': give NAME@ALIAS"),
         (["monitor.drift", "--since", "5x"], "--since is '5x': give a duration"),
         (["monitor.drift", "--drift-share", "2"], "--drift-share is 2.0: give the share"),
+        (["monitor.drift", "--drift-share", "abc"], "--drift-share is 'abc': give a number"),
         (["monitor.schedule", "--every", "0h"], "--every is '0h': give a duration"),
         (["monitor.schedule", "--every", "1d", "--off"], "Give --every or --off, not both."),
     ],
@@ -303,6 +304,7 @@ def test_concept_drift_shows_once_labels_arrive(monitored: Monitored, tmp_path: 
         "bad-model",
         "bad-since",
         "bad-share",
+        "not-a-number",
         "bad-every",
         "every-and-off",
     ],
@@ -386,11 +388,7 @@ def test_the_schedule_runs_the_check_on_the_box_and_keeps_it_in_mlflow(
 
     off = box.fab("monitor.schedule", "--off")
     assert off.returncode == 0 and "removed" in off.stdout
-    assert box.sh(f"systemctl is-enabled {TIMER} 2>&1 || true").strip() in ("", "not-found")
-    assert (
-        box.sh(f"ls /etc/systemd/system/{TIMER} 2>&1 || true")
-        .strip()
-        .endswith("No such file or directory")
-    )
+    for unit in (TIMER, SERVICE):
+        assert box.sh(f"systemctl show -p LoadState {unit}").strip() == "LoadState=not-found"
     assert "none to remove" in box.fab("monitor.schedule", "--off").stdout
     assert "No drift check is scheduled" in box.fab("monitor.schedule").stdout

@@ -100,6 +100,10 @@ def test_no_drift_reports_no_drift(model: Any, tmp_path: Path) -> None:
     assert report.concept is not None and not report.concept.drifted
     assert report.concept.labelled == ROWS // 4
     assert not report.drift and report.reasons == []
+    hours = report.distributions["pickup_hour"]
+    assert hours["type"] == "bars" and hours["labels"] == [str(h) for h in range(24)]
+    zones = report.distributions["pickup_zone"]
+    assert zones["labels"][0] == "Midtown" and len(zones["labels"]) == len(taxi_data.ZONES)
     # The reference has 2000 rows: Evidently's distances, not p-values.
     tests = {c.column: c.test for c in report.columns}
     assert tests["pickup_zone"] == "jensenshannon" and tests["trip_distance"] == "wasserstein"

@@ -13,6 +13,7 @@ import pytest
 from remote import contract
 from remote.agent import drift_render, monitor_inputs
 from remote.agent.drift_report import Options, analyse
+from remote.agent.drift_stats import distribution
 from remote.agent.failure import AgentFailure
 from remote.agent.monitor_inputs import live_model, read_labels, read_predictions
 from tests.prediction_log import WARMUP_ID, line, lines
@@ -64,8 +65,8 @@ def test_the_reader_takes_one_versions_window_from_every_slot_and_rotation(
     assert sorted(found.rows_in_request) == [1, 1, 3, 3, 3]
     assert found.failed == 2
     assert found.other_lines == 1
-    # Every logged id counts as known, even one whose line is still being written.
-    assert found.seen_ids == {"new", "old", "v1", "failed", "both", "torn", "rotated", "many"}
+    # Every logged id counts as known; a line still being written is not read yet.
+    assert found.seen_ids == {"new", "old", "v1", "failed", "both", "rotated", "many"}
     assert sorted(found.inputs) == ["km", "zone"]
     km = [v for v in found.inputs["km"] if v is not None]
     assert len(km) == 5 and sum(1 for v in km if v != v) == 1  # the NaN stays a NaN
@@ -167,7 +168,7 @@ def test_the_report_files(tmp_path: Path) -> None:
 
     assert [p.name for p in paths] == ["report.html", "summary.png", "figures.json"]
     html = paths[0].read_text()
-    assert html.count("<img") == 1 + 2 + 3  # summary, error and residuals, zone km prediction
+    assert html.count("<img") == 3  # the summary, error and residuals, the distributions
     assert "&lt;b&gt;" in html and "<b>" not in html  # a logged value is text, not markup
     assert "DRIFT" in html and "unseen categories" in html
     assert paths[1].read_bytes().startswith(b"\x89PNG")
@@ -176,3 +177,14 @@ def test_the_report_files(tmp_path: Path) -> None:
     assert set(figures["distributions"]) == {"zone", "km", "prediction"}
     assert figures["distributions"]["zone"]["labels"] == ["a", "b", "<b>"]
     assert len(figures["error_over_time"]["buckets"]) >= 1
+
+
+def test_many_categories_keep_the_most_frequent_and_one_bar_for_the_rest() -> None:
+    reference = pd.Series([f"c{i:02d}" for i in range(30) for _ in range(30 - i)])
+    current = pd.Series(["c00"] * 10 + ["c29"] * 5)
+
+    bars = distribution(reference, current, "categorical")
+
+    assert bars["labels"] == [f"c{i:02d}" for i in range(20)] + ["(other)"]
+    assert bars["reference"][-1] == pytest.approx(sum(30 - i for i in range(20, 30)) / 465)
+    assert bars["current"][0] == pytest.approx(10 / 15) and bars["current"][-1] == 5 / 15

@@ -65,6 +65,11 @@ def test_thresholds_and_the_agents_arguments() -> None:
             drift_request("", "1d", share, 0.2)
     with pytest.raises(MonitorError, match="--max-error-rise"):
         drift_request("", "1d", 0.5, -0.2)
+    with pytest.raises(MonitorError, match="--drift-share is 'abc': give a number"):
+        drift_request("", "1d", "abc", "0.2")
+    with pytest.raises(MonitorError, match="--max-error-rise is 'nan': give a number"):
+        drift_request("", "1d", "0.5", "nan")
+    assert drift_request("", "1d", "0.25", "1").drift_share == 0.25
 
 
 # ------------------------------------------------------------------------- labels files
