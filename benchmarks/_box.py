@@ -1,4 +1,4 @@
-"""What the benchmarks share: the box `fab` acts on."""
+"""What the benchmarks share: the box `fab` acts on, and sshd's count of accepted logins."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fabric import Config
 
 from remote.providers import get_provider
 from remote.settings import CONFIG_DEFAULTS, BoxSettings, load_settings
+from remote.ssh.connection import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +23,15 @@ def box_settings() -> tuple[BoxSettings, str]:
     address = get_provider(settings).state().address
     assert address, "start the box first (fab box.start)"
     return settings, address
+
+
+def accepted_logins(settings: BoxSettings, address: str) -> int:
+    """SSH logins sshd accepted so far (from the box's journal); this count logs in once."""
+    with connect(settings, address) as conn:
+        out = conn.run(
+            "sudo -n journalctl -q --no-pager -o cat _COMM=sshd-session _COMM=sshd "
+            "| grep -c 'Accepted publickey'",
+            hide=True,
+            warn=True,
+        ).stdout
+    return int(out.strip() or 0)

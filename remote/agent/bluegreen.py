@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any
 
-from . import gates, paths, registry, slots, state
+from . import files, gates, paths, registry, slots, state
 from .failure import AgentFailure
 from .transition import agent_zip, apply_router, cancel_retire, log, retire_later
 
@@ -30,7 +30,7 @@ Assignment = dict[str, Any]
 
 def run(revision: int) -> dict[str, Any]:
     """The transition unit's body: run the recorded transition and close it in history."""
-    with state.flocked(paths.TRANSITION_LOCK, blocking=False) as mine:
+    with files.flocked(paths.TRANSITION_LOCK, blocking=False) as mine:
         if not mine:
             raise AgentFailure(state.KIND_BUSY, "Another transition holds the lock.")
         current = state.load()

@@ -17,8 +17,7 @@ import time
 
 from . import paths
 from .failure import AgentFailure
-from .files import write_atomically
-from .state import flocked
+from .files import flocked, write_atomically
 
 KIND_NGINX = "nginx-config"
 RELOAD_TIMEOUT_S = 10.0

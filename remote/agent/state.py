@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import fcntl
 import json
 import os
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 
 from . import paths
 from .failure import AgentFailure
-from .files import write_atomically
+from .files import flocked, write_atomically
 
 FORMAT = 1
 HISTORY_KEEP = 200
@@ -81,24 +80,7 @@ def load(path: str = paths.STATE_FILE) -> dict[str, Any]:
 
 def write(state: dict[str, Any], path: str = paths.STATE_FILE) -> None:
     """Write the whole state atomically (a reader sees the old or the new, never a part)."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     write_atomically(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
-
-
-@contextlib.contextmanager
-def flocked(path: str, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive flock on `path`; with blocking=False yield False if another has it."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

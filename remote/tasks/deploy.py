@@ -7,7 +7,6 @@ import getpass
 import socket
 from typing import Any
 
-from fabric import task
 from invoke import Collection
 
 from remote import contract
@@ -20,7 +19,7 @@ from remote.deploy.plan import (
     BlueGreenPlan,
     RollbackPlan,
 )
-from remote.tasks._common import box_connection, box_of, hold_tunnel, say, user_errors
+from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
 
 
 def _by() -> str:
