@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import fnmatch
 import json
 import os
 import subprocess
@@ -35,6 +36,9 @@ def test_the_agent_and_the_controller_agree_on_every_path_and_port() -> None:
     assert contract.MODELS_DIR == paths.MODELS_DIR
     assert contract.ENVS_DIR == paths.ENVS_DIR
     assert contract.PREDICTION_LOG_DIR == paths.PREDICTION_LOG_DIR
+    assert contract.ROUTER_ACCESS_LOG == paths.ROUTER_LOG
+    # the idle auto-stop counts a running transition as busy by this pattern
+    assert fnmatch.fnmatch(f"{paths.TRANSITION_UNIT}.service", contract.DEPLOY_UNIT_PATTERN)
 
 
 @pytest.mark.parametrize(
