@@ -9,6 +9,7 @@ The tests run in order and build on each other's state, as a user's session does
 
 from __future__ import annotations
 
+import datetime
 import re
 import signal
 import subprocess
@@ -19,8 +20,10 @@ from typing import Any
 import pytest
 
 from remote.mlflow.install import install_on_box
+from remote.monitor.idle import check_args
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
+from remote.system.agent import run_agent
 from remote.system.bootstrap import bootstrap
 from remote.system.nginx import NginxError, ensure_site
 from tests.box.conftest import REPO_ROOT
@@ -157,6 +160,21 @@ def test_switch_rollback_and_switch_under_load_fail_no_request(serving: ServingB
     order = [r["version"] for r in sorted(load["results"], key=lambda r: r["end"])]
     assert order[0] == V1 and order[-1] == V2
     assert serving.live() == V2 and champion(serving) == "2"
+
+
+def test_requests_through_the_router_keep_the_box_from_idling(serving: ServingBox) -> None:
+    """The idle auto-stop watches the router's access log: a prediction through the real
+    router makes its check (a dry run, which changes nothing) see the box as in use."""
+    set_it = serving.fab("box.autostop", "--idle-minutes", "30")
+    assert set_it.returncode == 0, set_it.stdout + set_it.stderr
+    try:
+        assert serving.router(body=trips())[0] == 200
+        at = datetime.datetime.now(datetime.UTC).isoformat()
+        check = run_agent(serving.box.conn, "idle-check", *check_args(), "--dry-run", "--at", at)
+        assert any(b.startswith("requests to the router") for b in check["busy"]), check
+    finally:
+        off = serving.fab("box.autostop", "--off")
+        assert off.returncode == 0, off.stdout + off.stderr
 
 
 def test_nginx_answers_with_the_slot_when_the_slot_is_down(serving: ServingBox) -> None:

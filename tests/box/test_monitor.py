@@ -419,7 +419,7 @@ def test_the_live_model_drifts_in_the_slots_own_prediction_log(
             status = box.sh(
                 f"curl -s -o /dev/null -w '%{{http_code}}' -m 30 -H 'Content-Type: "
                 f"application/json' -H 'X-Request-ID: live-{start}' --data-binary @{path} "
-                f"http://127.0.0.1:8000/invocations; rm -f {path}"
+                f"http://127.0.0.1:8000/invocations; sudo rm -f {path}"
             )
             assert status == "200", status
 
