@@ -21,7 +21,7 @@ from remote.system import agent
 
 # What the agent may import inside a function: the packages of the on-box environment
 # that runs that command (the MLflow server's venv). Nothing else outside the stdlib.
-ON_BOX_ENVIRONMENT = {"sqlalchemy", "mlflow"}
+ON_BOX_ENVIRONMENT = {"sqlalchemy", "mlflow", "boto3", "botocore"}
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
