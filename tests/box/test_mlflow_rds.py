@@ -36,6 +36,7 @@ import pytest
 from remote.errors import DatabaseAuthError, DatabaseSecretError, DatabaseUnreachable
 from remote.mlflow.install import install_on_box
 from remote.mlflow.server import wait_healthy
+from remote.mlflow.status import status
 from remote.providers.aws.stack import find_database
 from remote.providers.base import Database
 from remote.providers.local.provider import LocalProvider
@@ -189,7 +190,7 @@ def put_secret(aws: HostAws, arn: str, username: str, password: str) -> None:
 
 
 def test_a_run_is_logged_and_read_back_through_postgres(
-    rds_box: MlflowBox, host_postgres: HostPostgres
+    rds_box: MlflowBox, host_postgres: HostPostgres, database: Database
 ) -> None:
     import mlflow
 
@@ -202,6 +203,11 @@ def test_a_run_is_logged_and_read_back_through_postgres(
     # The run is in PostgreSQL, not in a SQLite file on the box.
     stored = host_postgres.psql(f"SELECT count(*) FROM runs WHERE run_uuid = '{run_id}'", "mlflow")
     assert stored.strip() == "1"
+    # `fab mlflow.status` counts it through the env file the start step wrote.
+    current = status(rds_box.conn)
+    assert current.backend == "rds (postgresql)"
+    assert current.backend_where == f"{database.host}:{database.port}"
+    assert int(current.runs) >= 1
 
 
 def test_the_box_read_the_secret_and_the_controller_never_did(
