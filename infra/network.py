@@ -9,8 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import Network
-
-SSH_PORT = 22
+from remote.contract import SSH_PORT
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,21 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from . import db, mlflow_data, rds_secret, sqlite_backup
+from . import (
+    db,
+    drift,
+    idle_commands,
+    mlflow_data,
+    rds_secret,
+    sqlite_backup,
+    train_jobs,
+    train_register,
+    train_start,
+)
+from .drift_report import Options
 from .failure import AgentFailure
 
 
@@ -30,7 +42,55 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
+    start = commands.add_parser("train-start", help="start a staged job (or say what it lacks)")
+    start.add_argument("staging")
+    for name, help_text in (
+        ("train-finished", "record how a job's unit ended (its ExecStopPost)"),
+        ("train-show", "one job's record, reconciled with systemd"),
+        ("train-cancel", "stop a job's unit"),
+    ):
+        commands.add_parser(name, help=help_text).add_argument("job")
+    commands.add_parser("train-list", help="every job's record, reconciled with systemd")
+    note = commands.add_parser("train-note", help="record the model version a job registered")
+    note.add_argument("job")
+    note.add_argument("--registered", required=True)
+    register = commands.add_parser("train-register", help="register a run's logged model")
+    register.add_argument("run_id")
+    register.add_argument("name")
+    register.add_argument("--alias", required=True)
+    register.add_argument("--logged-model", default="")
+    report = commands.add_parser("drift-report", help="a drift report, logged to MLflow")
+    report.add_argument("--model", default="", help="default: the live model")
+    report.add_argument("--since-s", type=float, required=True)
+    report.add_argument("--drift-share", type=float, default=Options.drift_share)
+    report.add_argument("--max-error-rise", type=float, default=Options.max_error_rise)
+    report.add_argument("--out", default="", help="keep the files here (default: not kept)")
+    report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
+    report.add_argument("--experiment", default=drift.EXPERIMENT)
+    _idle_parsers(commands)
     return parser
+
+
+def _idle_parsers(commands: Any) -> None:
+    # Every name and path comes from the controller (remote/contract.py), the one place
+    # they are kept; the timer's unit passes them the same way.
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", required=True, help="the auto-stop's files")
+    setter = commands.add_parser("idle-set", parents=[where], help="set the idle auto-stop")
+    choice = setter.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--idle-minutes", type=int)
+    choice.add_argument("--off", action="store_true")
+    setter.add_argument("--ignore-serving", action="store_true")
+    commands.add_parser("idle-status", parents=[where], help="the auto-stop's setting and clock")
+    checker = commands.add_parser(
+        "idle-check", parents=[where], help="power the box off if it is idle long enough"
+    )
+    checker.add_argument("--ssh-port", type=int, required=True)
+    checker.add_argument("--unit", action="append", default=[], help="a busy unit pattern")
+    checker.add_argument("--router-log", required=True)
+    checker.add_argument("--keepalive", required=True)
+    checker.add_argument("--dry-run", action="store_true", help="answer, change nothing")
+    checker.add_argument("--at", type=datetime.fromisoformat, help="with --dry-run: decide at")
 
 
 def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
@@ -40,8 +100,52 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "mlflow-data": mlflow_data.describe,
         "rds-env": lambda: rds_secret.write_env(args.config, args.env_file),
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
+        "train-start": lambda: train_start.start(args.staging),
+        "train-finished": lambda: train_jobs.finished(args.job),
+        "train-show": lambda: train_jobs.show(args.job),
+        "train-cancel": lambda: train_jobs.cancel(args.job),
+        "train-list": train_jobs.listing,
+        "train-note": lambda: train_jobs.note(args.job, args.registered),
+        "train-register": lambda: train_register.register(
+            args.run_id, args.name, args.alias, args.logged_model
+        ),
+        "drift-report": lambda: drift.report(
+            args.model,
+            args.since_s,
+            Options(args.drift_share, args.max_error_rise),
+            out=args.out,
+            empty_ok=args.empty_ok,
+            experiment=args.experiment,
+        ),
+        "idle-set": lambda: idle_commands.set_autostop(
+            args.dir, None if args.off else args.idle_minutes, args.ignore_serving, _now()
+        ),
+        "idle-status": lambda: idle_commands.status(args.dir, _now()),
+        "idle-check": lambda: idle_commands.check(
+            args.dir,
+            _at(args),
+            ssh_port=args.ssh_port,
+            unit_patterns=args.unit,
+            router_log=args.router_log,
+            keepalive=args.keepalive,
+            dry_run=args.dry_run,
+        ),
     }
     return handlers[args.command]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _at(args: argparse.Namespace) -> datetime:
+    """The check's time: now, or (only in a dry run, which changes nothing) the one asked."""
+    if args.at is None:
+        return _now()
+    if not args.dry_run:
+        raise AgentFailure("bad-value", "--at is for --dry-run only: a real check runs now.")
+    at: datetime = args.at
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ ADMIN_USER = "admin"
 # Written into a venv once pip succeeded: a half-made venv is never taken as installed.
 READY_MARKER = ".mlops-box-ready"
 TEMPLATE = "mlflow.service.j2"
-_HOST = re.compile(r"[A-Za-z0-9*.:\[\]-]+")
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -77,11 +77,7 @@ class ServerSpec:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"The MLflow port {self.port} is not a TCP port.")
         for host in self.allowed_hosts:
-            if not _HOST.fullmatch(host):
-                raise ConfigError(
-                    f"--allowed-hosts has {host!r}: give host names or addresses, "
-                    "comma-separated (with an optional :port)."
-                )
+            check_allowed_host(host)
         if self.public and not self.allowed_hosts:
             raise ConfigError("--public needs the host names clients will use (allowed hosts).")
 
@@ -109,6 +105,32 @@ class ServerSpec:
         # basic-auth's CSRF checks need Flask-WTF, which only the `auth` extra brings.
         mlflow = f"mlflow[auth]=={self.version}" if self.public else f"mlflow=={self.version}"
         return (mlflow, *extra)
+
+
+def parse_allowed_hosts(text: str) -> tuple[str, ...]:
+    """The comma-separated `--allowed-hosts` value as host names, each checked."""
+    hosts = tuple(h.strip() for h in text.split(",") if h.strip())
+    for host in hosts:
+        check_allowed_host(host)
+    return hosts
+
+
+def check_allowed_host(host: str) -> None:
+    """ConfigError unless `host` is one host name or address (with an optional :port).
+
+    No wildcards: until a TLS front door exists, --public sends the basic-auth password
+    over plain HTTP, and the Host check is the little that stops DNS rebinding.
+    """
+    if "*" in host:
+        raise ConfigError(
+            f"--allowed-hosts has {host!r}: wildcards are refused while --public is plain "
+            "HTTP; name each host clients use, e.g. --allowed-hosts 203.0.113.7,box.example.org."
+        )
+    if not _HOST.fullmatch(host):
+        raise ConfigError(
+            f"--allowed-hosts has {host!r}: give host names or addresses, "
+            "comma-separated (with an optional :port)."
+        )
 
 
 def check_version(version: str) -> str:

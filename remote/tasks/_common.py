@@ -1,7 +1,8 @@
 """What every task module shares: settings, the provider, a pinned connection, one-line errors.
 
 A task is a thin adapter: it parses its arguments, calls one library function and prints
-what happened. A `MlopsBoxError` becomes its message on one line of stderr and exit 1.
+what happened. A `MlopsBoxError` becomes its message on one line of stderr and exit 1, and
+so does an argument Invoke cannot convert (declare every task with `task` from here).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from invoke.exceptions import Exit
+import fabric
+from invoke.exceptions import Exit, ParseError
+from invoke.parser import Argument
 
 from remote.errors import MlopsBoxError
 from remote.providers import Provider, get_provider
@@ -38,6 +41,52 @@ def user_errors(body: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class WholeNumberArgument(Argument):
+    """An int-typed task argument whose bad value is one line, not a traceback.
+
+    Invoke casts `--ssh-timeout abc` with int() while parsing and lets the ValueError
+    escape; only a ParseError is printed as one line and exit 1.
+    """
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        try:
+            super().set_value(value, cast=cast)
+        except ValueError:
+            flag = f"--{self.names[0]}"
+            raise ParseError(
+                f"{flag} is {value!r}: give a whole number, such as the default "
+                f"({flag} {self.default})."
+            ) from None
+
+
+class CheckedTask(fabric.Task):
+    """A Fabric task whose int arguments are `WholeNumberArgument`s."""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
+        return [
+            WholeNumberArgument(
+                names=arg.names,
+                kind=arg.kind,
+                default=arg.default,
+                help=arg.help,
+                positional=arg.positional,
+                optional=arg.optional,
+                incrementable=arg.incrementable,
+                attr_name=arg.attr_name,
+            )
+            if arg.kind is int and not arg.incrementable
+            else arg
+            for arg in arguments
+        ]
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """Fabric's `@task`, making `CheckedTask`s: use it for every task."""
+    kwargs.setdefault("klass", CheckedTask)
+    return fabric.task(*args, **kwargs)
+
+
 def settings_of(c: Any) -> BoxSettings:
     """The box settings from Fabric's `box` config section (fabric.yaml, FABRIC_BOX_*)."""
     return load_settings(c.config.box, project_dir=PROJECT_DIR)
@@ -55,4 +104,4 @@ def say(text: str) -> None:
 def box_connection(settings: BoxSettings, provider: Provider) -> Any:
     """A Connection to the running box (at the address its provider gives now) that trusts
     only its pinned host key."""
-    return connect(settings, provider.address(), trust_on_first_use=False)
+    return connect(settings, provider.address())

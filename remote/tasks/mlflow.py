@@ -6,15 +6,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric import task
 from invoke import Collection
 
 from remote.mlflow.backup import backup as backup_db
 from remote.mlflow.install import admin_password_path, install_on_box
-from remote.mlflow.spec import DEFAULT_PORT, controller_version
+from remote.mlflow.spec import DEFAULT_PORT, controller_version, parse_allowed_hosts
 from remote.mlflow.status import status as read_status
 from remote.ssh.tunnel import tunnel
-from remote.tasks._common import box_connection, box_of, say, user_errors
+from remote.tasks._common import box_connection, box_of, say, task, user_errors
 
 
 @task(
@@ -22,9 +21,11 @@ from remote.tasks._common import box_connection, box_of, say, user_errors
         "backend": "sqlite (a database on the box, the default) or rds (the stack's RDS).",
         "version": f"MLflow version for the box (default: this machine's, "
         f"{controller_version() or 'none found'}).",
-        "public": "Listen on all addresses, behind MLflow's basic auth (off by default).",
-        "allowed_hosts": "With --public: comma-separated host names clients use "
-        "(default: the box's current address).",
+        "public": "Listen on all addresses, behind MLflow's basic auth (off by default). "
+        "Plain HTTP for now: the basic-auth user and password travel UNENCRYPTED, so "
+        "use it only on a network you trust; `fab mlflow.ui` tunnels over SSH instead.",
+        "allowed_hosts": "With --public: comma-separated host names clients use, no "
+        "wildcards (default: the box's current address).",
     }
 )
 @user_errors
@@ -36,9 +37,9 @@ def install(
     allowed_hosts: str = "",
 ) -> None:
     """Install MLflow on the box as a service on 127.0.0.1:5000 (idempotent)."""
+    hosts = parse_allowed_hosts(allowed_hosts)
     settings, provider = box_of(c)
     address = provider.address()
-    hosts = tuple(h.strip() for h in allowed_hosts.split(",") if h.strip())
     with box_connection(settings, provider) as conn:
         changed = install_on_box(
             conn,
@@ -56,8 +57,9 @@ def install(
     if public:
         say(
             f"MLflow listens on {address}:{DEFAULT_PORT} behind basic auth (user admin, "
-            f"password in {admin_password_path(settings)}). Open TCP {DEFAULT_PORT} to your "
-            "address in the box's security group (the one sshAllowedCidrs controls)."
+            f"password in {admin_password_path(settings)}), over plain HTTP: the password "
+            f"travels unencrypted. Open TCP {DEFAULT_PORT} to your address only, in the "
+            "box's security group (the one sshAllowedCidrs controls)."
         )
     say("Open the UI: `fab mlflow.ui`, then http://127.0.0.1:5000")
 
