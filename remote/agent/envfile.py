@@ -1,4 +1,4 @@
-"""systemd EnvironmentFile lines, and writing a root-only file atomically.
+"""systemd EnvironmentFile lines: `KEY="value"` that systemd reads back exactly.
 
 Here, in the agent, because both sides write env files: the controller renders the
 server's own (remote.mlflow.spec imports this), and the box's start step writes the
@@ -7,9 +7,7 @@ database's. The agent never imports controller code; the controller may import t
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 # Inside double quotes systemd's EnvironmentFile= takes a backslash only before these.
 _NEED_ESCAPE = '"\\`$'
@@ -30,25 +28,3 @@ def env_file_line(key: str, value: str) -> str:
         raise ValueError(f"the value of {key} contains a newline, carriage return or NUL")
     escaped = "".join("\\" + ch if ch in _NEED_ESCAPE else ch for ch in value)
     return f'{key}="{escaped}"'
-
-
-def write_private(path: str, text: str) -> None:
-    """Replace `path` with `text`, mode 0600, owned by whoever runs this (root on the box).
-
-    The content goes into a fresh 0600 file beside `path` (never a readable moment, never
-    a half-written file in place), is synced, then renamed over it. The directory is made
-    0700 if it is missing.
-    """
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staged, path)
-    except BaseException:
-        if os.path.exists(staged):
-            os.unlink(staged)
-        raise

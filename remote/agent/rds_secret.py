@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .db import URI_KEY, postgres_uri
-from .envfile import env_file_line, write_private
+from .envfile import env_file_line
 from .failure import AgentFailure
+from .files import write_text
 
 KIND_CONFIG = "rds-config"
 KIND_NO_BOTO3 = "no-driver"
@@ -61,7 +62,7 @@ def write_env(config_path: str, env_path: str) -> dict[str, Any]:
     user, password = parse_secret(read_secret(db), db)
     # User and password are URL-quoted; read_config refused control characters elsewhere.
     uri = postgres_uri(user, password, db.host, db.port, db.dbname)
-    write_private(env_path, env_file_line(URI_KEY, uri) + "\n")
+    write_text(env_path, env_file_line(URI_KEY, uri) + "\n", mode=0o600, dir_mode=0o700)
     return {
         "message": f"Wrote the store URI of {user}@{db.host}:{db.port}/{db.dbname} "
         f"(password from {db.secret_arn}) to {env_path}."
