@@ -18,6 +18,7 @@ from . import (
     drift,
     idle_commands,
     mlflow_data,
+    rds_secret,
     sqlite_backup,
     train_jobs,
     train_register,
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("db-check", help="connect to MLflow's backend store")
     commands.add_parser("db-upgrade", help="create or upgrade MLflow's schema")
     commands.add_parser("mlflow-data", help="the backend store's kind and counts")
+    rds_env = commands.add_parser(
+        "rds-env", help="write the RDS store URI, password from the secret, to a root-only file"
+    )
+    rds_env.add_argument("config", help="the database's coordinates (JSON, not secret)")
+    rds_env.add_argument("env_file", help="the EnvironmentFile to write (0600)")
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
@@ -169,6 +175,7 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-check": lambda: {"message": db.check(db.store_uri())},
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
+        "rds-env": lambda: rds_secret.write_env(args.config, args.env_file),
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
         "train-start": lambda: train_start.start(args.staging),
         "train-finished": lambda: train_jobs.finished(args.job),

@@ -17,7 +17,7 @@ import time
 
 from . import paths
 from .failure import AgentFailure
-from .files import flocked, write_atomically
+from .files import flocked, write_text
 
 KIND_NGINX = "nginx-config"
 RELOAD_TIMEOUT_S = 10.0
@@ -67,7 +67,7 @@ def _put(path: str, content: str | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     else:
-        write_atomically(path, content)
+        write_text(path, content)
 
 
 def _load_config() -> None:

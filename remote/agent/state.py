@@ -31,7 +31,7 @@ from typing import Any
 
 from . import paths
 from .failure import AgentFailure
-from .files import flocked, write_atomically
+from .files import flocked, write_text
 
 FORMAT = 1
 HISTORY_KEEP = 200
@@ -80,7 +80,7 @@ def load(path: str = paths.STATE_FILE) -> dict[str, Any]:
 
 def write(state: dict[str, Any], path: str = paths.STATE_FILE) -> None:
     """Write the whole state atomically (a reader sees the old or the new, never a part)."""
-    write_atomically(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+    write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager

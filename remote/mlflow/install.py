@@ -1,7 +1,8 @@
 """From the box's settings to a concrete MLflow install: which version, store and exposure.
 
 `install_on_box` picks the version (default: the controller's own MLflow), the backend
-store (SQLite on the box, or the stack's database, which the provider finds), the
+store (SQLite on the box, or the stack's database, which the provider finds: where it
+is and its secret's ARN; the box itself reads the password), the
 artifact store (the stack's bucket where the provider has one, else a directory on the
 box) and, with --public, the basic-auth admin password kept on this machine; then runs
 `remote.mlflow.server.install`.
@@ -18,9 +19,8 @@ from pathlib import Path
 from remote.changes import Changed
 from remote.errors import ConfigError
 from remote.mlflow import server, store
-from remote.mlflow.spec import ServerSpec, controller_version, s3_artifacts, sqlite_uri
-from remote.mlflow.store import PostgresStore
-from remote.providers.base import Provider
+from remote.mlflow.spec import ServerSpec, controller_version, s3_artifacts
+from remote.providers.base import Database, Provider
 from remote.settings import BoxSettings, expand_home
 from remote.system.run import Connection
 
@@ -57,10 +57,10 @@ def install_on_box(
     public: bool = False,
     allowed_hosts: tuple[str, ...] = (),
     secrets_dir: Path | None = None,
-    rds_store: PostgresStore | None = None,
+    database: Database | None = None,
     say: Callable[[str], None] = print,
 ) -> Changed:
-    """Install or update MLflow on the box; `rds_store` stands in for the provider's database.
+    """Install or update MLflow on the box; `database` stands in for the provider's.
 
     Everything is checked before the first change on the box.
     """
@@ -75,13 +75,13 @@ def install_on_box(
         spec = dataclasses.replace(spec, artifacts=s3_artifacts(bucket))
     password = admin_password(settings, secrets_dir) if public else None
     if backend != "rds":
-        return server.install(conn, spec, sqlite_uri(), admin_password=password, say=say)
-    database = rds_store or PostgresStore.of(provider.database())
+        return server.install(conn, spec, admin_password=password, say=say)
+    db = database or provider.database()
     return server.install(
         conn,
         spec,
-        database.uri(),
+        database=db,
         admin_password=password,
-        before_switch=lambda: store.check_store(conn, database, spec.python),
+        before_switch=lambda: store.check_database(conn, db, spec.python),
         say=say,
     )

@@ -1,13 +1,14 @@
 """What the MLflow server on the box should look like: paths, arguments and files, as text.
 
 Pure functions only (no SSH): `ServerSpec` says what is wanted, and the renderers turn
-it into the systemd unit, the environment file, the basic-auth config and the state
-file (what was installed, read back by `mlflow.status`) that `remote.mlflow.server`
-then puts on the box.
+it into the systemd unit, the environment file, the basic-auth config, the RDS
+coordinates and the state file (what was installed, read back by `mlflow.status`) that
+`remote.mlflow.server` then puts on the box.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import importlib.metadata
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from remote import contract
+from remote.agent.db import URI_KEY
+from remote.agent.envfile import env_file_line
 from remote.errors import ConfigError
-from remote.system import templates
+from remote.providers.base import Database
+from remote.system import agent, templates
 
 BACKENDS = ("sqlite", "rds")
 MLFLOW_USER = "mlflow"
@@ -30,6 +34,12 @@ LOCAL_ARTIFACTS = f"{DATA_DIR}/artifacts"
 AUTH_DB = f"{DATA_DIR}/basic_auth.db"
 CONFIG_DIR = contract.MLFLOW_CONFIG_DIR
 ENV_FILE = contract.MLFLOW_ENV_FILE
+# RDS: where the database is (not secret, written by the install), and the env file with
+# the store URI, password included, that the unit's start step writes from the secret at
+# every start. In /run (RAM): the password is never on the box's disk.
+RDS_CONFIG = f"{CONFIG_DIR}/rds.json"
+RUN_DIR = "/run/mlflow"
+RDS_ENV_FILE = f"{RUN_DIR}/rds.env"
 AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
 # What was installed, for `mlflow.status`: written with the unit, never parsed out of it.
 STATE_FILE = f"{CONFIG_DIR}/server.json"
@@ -41,9 +51,6 @@ ADMIN_USER = "admin"
 # Written into a venv once pip succeeded: a half-made venv is never taken as installed.
 READY_MARKER = ".mlops-box-ready"
 TEMPLATE = "mlflow.service.j2"
-# Inside double quotes systemd's EnvironmentFile= takes a backslash only before these.
-_NEED_ESCAPE = '"\\`$'
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -92,7 +99,8 @@ class ServerSpec:
         extra = []
         if self.backend == "rds":
             extra.append("psycopg2-binary")
-        if self.artifacts.startswith("s3://"):
+        # S3 artifacts, and the RDS start step that reads the database's secret.
+        if self.backend == "rds" or self.artifacts.startswith("s3://"):
             extra.append("boto3")
         # basic-auth's CSRF checks need Flask-WTF, which only the `auth` extra brings.
         mlflow = f"mlflow[auth]=={self.version}" if self.public else f"mlflow=={self.version}"
@@ -191,6 +199,18 @@ def allowed_hosts(spec: ServerSpec) -> list[str]:
     return list(dict.fromkeys(hosts))
 
 
+def store_env_file(backend: str) -> str:
+    """The env file that holds the backend store's URI: the server's own, or with RDS the
+    one its start step writes."""
+    return RDS_ENV_FILE if backend == "rds" else ENV_FILE
+
+
+def start_step(spec: ServerSpec) -> str:
+    """The RDS start step: the agent's `rds-env`, run by the MLflow venv's Python (it has
+    boto3). The unit names this version's agent bundle, which must be on the box."""
+    return agent.unit_command("rds-env", RDS_CONFIG, RDS_ENV_FILE, python=spec.python)
+
+
 def render_unit(spec: ServerSpec) -> str:
     return templates.render(
         TEMPLATE,
@@ -199,7 +219,14 @@ def render_unit(spec: ServerSpec) -> str:
         env_file=ENV_FILE,
         data_dir=DATA_DIR,
         exec_start=" ".join(server_args(spec)),
+        start_step=start_step(spec) if spec.backend == "rds" else "",
+        rds_env_file=RDS_ENV_FILE,
     )
+
+
+def render_rds_config(db: Database) -> str:
+    """The database's coordinates for the start step: nothing secret (no user, no password)."""
+    return json.dumps(dataclasses.asdict(db), indent=2, sort_keys=True) + "\n"
 
 
 def render_state(spec: ServerSpec) -> str:
@@ -214,25 +241,10 @@ def render_state(spec: ServerSpec) -> str:
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
 
 
-def env_file_line(key: str, value: str) -> str:
-    """One systemd EnvironmentFile line, `KEY="value"`, that reads back as exactly `value`.
-
-    Double quotes keep spaces, `#`, `;`, `'` and `%` literal (an EnvironmentFile has no
-    specifiers and no variable expansion); inside them a backslash is needed, and used,
-    only before `"`, `\\`, `` ` `` and `$`. Newlines, carriage returns and NULs are refused:
-    the file is line-oriented and no store URI needs them. No trailing newline.
-    """
-    if not _ENV_NAME.fullmatch(key):
-        raise ValueError(f"{key!r} is not a valid environment variable name")
-    if any(ch in value for ch in "\n\r\0"):
-        raise ValueError(f"the value of {key} contains a newline, carriage return or NUL")
-    escaped = "".join("\\" + ch if ch in _NEED_ESCAPE else ch for ch in value)
-    return f'{key}="{escaped}"'
-
-
-def render_env(spec: ServerSpec, store_uri: str, admin_password: str | None = None) -> str:
-    """The EnvironmentFile: the backend store URI, and basic auth's settings with --public."""
-    values = {"MLFLOW_BACKEND_STORE_URI": store_uri}
+def render_env(spec: ServerSpec, admin_password: str | None = None) -> str:
+    """The server's EnvironmentFile: the SQLite store's URI (with RDS the start step writes
+    the URI into a file of its own), and basic auth's settings with --public."""
+    values = {} if spec.backend == "rds" else {URI_KEY: sqlite_uri()}
     if spec.public:
         if not admin_password:
             raise ConfigError("--public needs an admin password for MLflow's basic auth.")

@@ -12,7 +12,7 @@ import base64
 import binascii
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -57,13 +57,16 @@ class AccessChange:
 
 @dataclass(frozen=True)
 class Database:
-    """A PostgreSQL database the box's MLflow can use; the password stays out of repr()."""
+    """Where a PostgreSQL database for the box's MLflow is, and which secret holds its
+    master user's name and password. Nothing here is secret: the box reads the secret
+    itself, with its own AWS identity, every time MLflow starts."""
 
     host: str
     port: int
     dbname: str
-    user: str
-    password: str = field(repr=False)
+    instance: str  # the RDS instance identifier, for the commands that fix it
+    secret_arn: str
+    region: str
 
 
 def sha256_fingerprint(key_base64: str) -> str:
@@ -153,7 +156,9 @@ class Provider(Protocol):
         ...
 
     def database(self) -> Database:
-        """The stack's PostgreSQL database for MLflow, with its current password.
+        """The stack's PostgreSQL database for MLflow: where it is and its secret's ARN.
+
+        Never the password: this machine does not read the secret (the box does).
 
         DatabaseNotConfigured where the box has none; other DatabaseErrors if it is not
         usable yet.

@@ -181,6 +181,25 @@ def test_public_is_opt_in_and_needs_the_admin_password(
     test_the_server_listens_on_loopback_only(mlflow_box)
 
 
+def test_an_install_right_after_a_box_start_waits_until_mlflow_answers(
+    mlflow_box: MlflowBox,
+) -> None:
+    """After `fab box.start` mlflow.service is active but still starting; an install that
+    changes nothing must not call it running before /health answers."""
+    install_on_box(mlflow_box.conn, mlflow_box.settings, mlflow_box.provider, mlflow_box.address)
+    for task in ("box.stop", "box.start"):
+        done = mlflow_box.fab(task)
+        assert done.returncode == 0, f"fab {task}: {done.stdout}{done.stderr}"
+    mlflow_box.start()  # connect now, to the new address, so the check below is immediate
+
+    install = mlflow_box.fab("mlflow.install")
+    health = mlflow_box.conn.run("curl -sS -m 5 http://127.0.0.1:5000/health", hide=True, warn=True)
+
+    assert install.returncode == 0, install.stderr
+    assert "installed and running; nothing changed" in install.stdout
+    assert health.ok and health.stdout.strip() == "OK", health.stderr
+
+
 def test_a_stop_and_start_keeps_the_run(mlflow_box: MlflowBox) -> None:
     import mlflow
 

@@ -20,18 +20,12 @@ from remote.system import agent
 from tests.remote.agent_runs import run_bundle
 
 # What the agent may import inside a function: the packages of the on-box environment
-# that runs that command (the MLflow server's venv; the monitor's, remote/monitor/env.py;
-# a model's venv, whose MLflow brings uvicorn). Nothing else outside the stdlib.
-ON_BOX_ENVIRONMENT = {
-    "sqlalchemy",
-    "mlflow",
-    "numpy",
-    "scipy",
-    "pandas",
-    "matplotlib",
-    "yaml",
-    "uvicorn",
-}
+# that runs that command: the MLflow server's venv, the monitor's (remote/monitor/env.py),
+# and a model's (whose MLflow brings uvicorn). Nothing else outside the stdlib.
+MLFLOW_VENV = {"sqlalchemy", "mlflow", "boto3", "botocore"}
+MONITOR_VENV = {"mlflow", "numpy", "scipy", "pandas", "matplotlib", "yaml"}
+MODEL_VENV = {"mlflow", "uvicorn"}
+ON_BOX_ENVIRONMENT = MLFLOW_VENV | MONITOR_VENV | MODEL_VENV
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:

@@ -144,7 +144,7 @@ def test_the_agent_reads_the_servers_admin_credentials_as_systemd_would(tmp_path
     spec = ServerSpec(version="3.17.2", public=True, allowed_hosts=("box",))
     password = 'p"w$\\`x'
     env_file = tmp_path / "mlflow.env"
-    env_file.write_text(render_env(spec, "sqlite:////x.db", password))
+    env_file.write_text(render_env(spec, password))
 
     raw = raw_env(str(env_file))
 
