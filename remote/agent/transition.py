@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 from . import nginx, paths, router, slots, state
@@ -83,8 +84,38 @@ def abandon(revision: int, reason: str) -> dict[str, Any]:
     return {}
 
 
+UNIT_GONE_TIMEOUT_S = 60.0
+
+
+def _wait_for_the_last_unit_to_go() -> None:
+    """The previous transition writes its outcome a moment before its unit is unloaded, and
+    systemd-run refuses a name that is still loaded: wait (outside the state lock, which
+    that unit may still take) until it is gone."""
+    unit = f"{paths.TRANSITION_UNIT}.service"
+    deadline = time.monotonic() + UNIT_GONE_TIMEOUT_S
+    while True:
+        shown = subprocess.run(
+            ["systemctl", "show", "-p", "LoadState", "-p", "ActiveState", unit],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if "LoadState=not-found" in shown:
+            return
+        if "ActiveState=failed" in shown or "ActiveState=inactive" in shown:
+            subprocess.run(["systemctl", "reset-failed", unit], capture_output=True, check=False)
+        if time.monotonic() > deadline:
+            raise AgentFailure(
+                KIND_LAUNCH,
+                f"{unit} from the last deploy is still loaded after {UNIT_GONE_TIMEOUT_S:.0f} s "
+                f"({' '.join(shown.split())}): see `journalctl -u {unit}` on the box.",
+            )
+        time.sleep(0.2)
+
+
 def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
     """Start the transition's steps as the unit mlops-deploy; returns at once."""
+    _wait_for_the_last_unit_to_go()
     with state.changing() as current:
         transition = _ours(current, revision)
         model = transition.get("model")
