@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn
@@ -21,6 +21,9 @@ from remote.contract import PROJECT, TAG_PROJECT, TAG_STACK
 
 BACKENDS = ("sqlite", "rds")
 ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+# The most an allowed-networks list may open without an explicit opt-in, per IP version:
+# one IPv4 /16 (65,536 addresses) and one IPv6 /48 (one site's allocation), in total.
+WIDEST_PREFIX = {4: 16, 6: 48}
 
 # Every setting of Pulumi.yaml's schema, by its name there.
 SETTINGS = (
@@ -31,6 +34,8 @@ SETTINGS = (
     "sshPublicKeyPath",
     "sshAllowedCidrs",
     "allowSshFromAnywhere",
+    "httpsAllowedCidrs",
+    "allowHttpsFromAnywhere",
     "mlflowBackend",
     "dbInstanceClass",
     "dbAllocatedStorageGb",
@@ -64,6 +69,8 @@ class BoxConfig:
     ssh_user: str
     ssh_public_key: str
     ssh_allowed_cidrs: tuple[Network, ...]
+    # Who may reach the TLS front door (443); empty: nobody, no rule.
+    https_allowed_cidrs: tuple[Network, ...]
     mlflow_backend: Literal["sqlite", "rds"]
     # Present exactly when mlflow_backend is "rds".
     database: DatabaseConfig | None
@@ -121,6 +128,7 @@ def parse_config(raw: Mapping[str, str], *, stack: str) -> BoxConfig:
         ssh_user=_required(raw, "sshUser"),
         ssh_public_key=_public_key(_required(raw, "sshPublicKeyPath")),
         ssh_allowed_cidrs=_ssh_cidrs(raw),
+        https_allowed_cidrs=_https_cidrs(raw),
         mlflow_backend="rds" if backend == "rds" else "sqlite",
         database=database,
         elastic_ip=_boolean(raw, "elasticIp"),
@@ -128,33 +136,79 @@ def parse_config(raw: Mapping[str, str], *, stack: str) -> BoxConfig:
     )
 
 
-def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
-    text = raw.get("sshAllowedCidrs")
-    fix = "set it with `pulumi config set --path 'sshAllowedCidrs[0]' <your-ip>/32`"
-    if not text:
-        _fail("sshAllowedCidrs", "", f"it is required: {fix}")
+def too_wide(networks: Iterable[Network]) -> str | None:
+    """Why these allowed networks amount to "from anywhere", or None if they do not.
+
+    That is a network wider than a /16 (IPv4) or a /48 (IPv6), or networks that together,
+    overlaps collapsed, hold more addresses than one such block: many narrow entries open
+    as much as one wide one.
+    """
+    networks = list(networks)
+    for network in networks:
+        if network.prefixlen < (limit := WIDEST_PREFIX[network.version]):
+            return f"{network} is wider than a /{limit}"
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    held = {
+        4: sum(n.num_addresses for n in ipaddress.collapse_addresses(v4)),
+        6: sum(n.num_addresses for n in ipaddress.collapse_addresses(v6)),
+    }
+    for version, total in held.items():
+        limit = WIDEST_PREFIX[version]
+        block = 2 ** ((32 if version == 4 else 128) - limit)
+        if total > block:
+            return f"together they hold {total / block:g} times the addresses of a /{limit}"
+    return None
+
+
+def _networks(raw: Mapping[str, str], key: str, fix: str) -> list[Network]:
+    """A setting holding a JSON list of CIDRs (host bits zero), in order, without repeats."""
+    text = raw.get(key) or "[]"
     try:
         values = json.loads(text)
     except json.JSONDecodeError:
         values = None
-    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-        _fail("sshAllowedCidrs", text, f"give a non-empty list of CIDRs: {fix}")
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        _fail(key, text, f"give a list of CIDRs: {fix}")
     networks = []
     for value in values:
         try:
-            network = ipaddress.ip_network(value.strip(), strict=True)
+            networks.append(ipaddress.ip_network(value.strip(), strict=True))
         except ValueError:
-            _fail("sshAllowedCidrs", value, "give a CIDR such as 203.0.113.7/32 (host bits zero)")
+            _fail(key, value, "give a CIDR such as 203.0.113.7/32 (host bits zero)")
+    return list(dict.fromkeys(networks))
+
+
+def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
+    fix = "set it with `pulumi config set --path 'sshAllowedCidrs[0]' <your-ip>/32`"
+    networks = _networks(raw, "sshAllowedCidrs", fix)
+    if not networks:
+        _fail("sshAllowedCidrs", raw.get("sshAllowedCidrs", ""), f"it is required: {fix}")
+    for network in networks:
         if network in ANYWHERE and not _boolean(raw, "allowSshFromAnywhere"):
             _fail(
                 "sshAllowedCidrs",
-                value,
+                str(network),
                 "SSH from the whole internet is refused; list your own network "
                 "(`fab box.allow-my-ip` finds it), or opt in with "
                 "`pulumi config set allowSshFromAnywhere true`",
             )
-        networks.append(network)
-    return tuple(dict.fromkeys(networks))
+    return tuple(networks)
+
+
+def _https_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
+    fix = "e.g. `pulumi config set --path 'httpsAllowedCidrs[0]' 203.0.113.7/32`"
+    networks = _networks(raw, "httpsAllowedCidrs", fix)
+    reason = too_wide(networks)
+    if reason and not _boolean(raw, "allowHttpsFromAnywhere"):
+        _fail(
+            "httpsAllowedCidrs",
+            ", ".join(map(str, networks)),
+            f"{reason}, close to opening the front door to the whole internet; list the "
+            "networks your clients use, or opt in with "
+            "`pulumi config set allowHttpsFromAnywhere true`",
+        )
+    return tuple(networks)
 
 
 def _public_key(path_text: str) -> str:

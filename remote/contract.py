@@ -31,6 +31,9 @@ MLFLOW_CONFIG_DIR = "/etc/mlflow"
 MLFLOW_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/mlflow.env"
 MLFLOW_UNIT = "mlflow.service"
 MLFLOW_PORT = 5000
+# The TLS front door (`fab deploy.expose`): the one port clients outside the box use;
+# the security group opens it to httpsAllowedCidrs.
+FRONT_DOOR_PORT = 443
 
 
 def box_tags(stack: str, name: str) -> dict[str, str]:
