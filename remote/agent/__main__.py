@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import db, mlflow_data, sqlite_backup
+from . import db, front_door_tls, mlflow_data, sqlite_backup
 from .failure import AgentFailure
 
 
@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
+    tls = commands.add_parser("front-door-cert", help="the front door's CA, key and certificate")
+    tls.add_argument("--dir", required=True, help="where they live (root-only)")
     return parser
 
 
@@ -34,6 +36,7 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
+        "front-door-cert": lambda: front_door_tls.ensure_certificate(args.dir),
     }
     return handlers[args.command]
 
