@@ -31,6 +31,8 @@ MLFLOW_CONFIG_DIR = "/etc/mlflow"
 MLFLOW_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/mlflow.env"
 MLFLOW_UNIT = "mlflow.service"
 MLFLOW_PORT = 5000
+# The router: nginx on the box in front of the model slots, on 127.0.0.1.
+ROUTER_PORT = 8000
 # The TLS front door (`fab deploy.expose`): the one port clients outside the box use;
 # the security group opens it to httpsAllowedCidrs.
 FRONT_DOOR_PORT = 443

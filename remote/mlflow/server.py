@@ -1,7 +1,7 @@
 """`install(conn, spec, store_uri)`: MLflow as a systemd service on the box, idempotently.
 
 The server runs from its own virtualenv per version (/opt/mlflow/venvs/<version>) as the
-system user `mlflow`, bound to 127.0.0.1 unless exposure is asked for. One probe reads
+system user `mlflow`, bound to 127.0.0.1. One probe reads
 everything that decides what to do (files, venv, service state); then only what differs
 is changed, and the service is restarted only if something changed.
 
@@ -24,7 +24,6 @@ from remote.changes import Changed
 from remote.errors import MlopsBoxError, WaitTimeout
 from remote.mlflow import store
 from remote.mlflow.spec import (
-    AUTH_CONFIG,
     CONFIG_DIR,
     DATA_DIR,
     ENV_FILE,
@@ -37,7 +36,6 @@ from remote.mlflow.spec import (
     UNIT_NAME,
     VENV_ROOT,
     ServerSpec,
-    render_auth_config,
     render_env,
     render_state,
     render_unit,
@@ -72,16 +70,13 @@ class InstallFacts:
     files: dict[str, files.FileState | None]
 
 
-def desired_files(spec: ServerSpec, store_uri: str, admin_password: str | None) -> list[RemoteFile]:
-    """The unit first, then the files it reads: the env file, the state file, the auth config."""
-    wanted = [
+def desired_files(spec: ServerSpec, store_uri: str) -> list[RemoteFile]:
+    """The unit first, then the files it reads: the env file and the state file."""
+    return [
         RemoteFile(UNIT_FILE, render_unit(spec).encode(), 0o644),
-        RemoteFile(ENV_FILE, render_env(spec, store_uri, admin_password).encode(), 0o600),
+        RemoteFile(ENV_FILE, render_env(store_uri).encode(), 0o600),
         RemoteFile(STATE_FILE, render_state(spec).encode(), 0o644),
     ]
-    if spec.public:
-        wanted.append(RemoteFile(AUTH_CONFIG, render_auth_config().encode(), 0o644))
-    return wanted
 
 
 def probe_script(spec: ServerSpec) -> str:
@@ -134,7 +129,6 @@ def install(
     spec: ServerSpec,
     store_uri: str,
     *,
-    admin_password: str | None = None,
     before_switch: Callable[[], None] | None = None,
     say: Callable[[str], None] = print,
 ) -> Changed:
@@ -143,7 +137,7 @@ def install(
     `before_switch` runs once the venv is ready and before anything the running server
     uses changes (the RDS check goes there).
     """
-    wanted = desired_files(spec, store_uri, admin_password)
+    wanted = desired_files(spec, store_uri)
     facts = probe(conn, spec, wanted)
     changed = Changed()
     if not facts.layout_ok:

@@ -1,15 +1,17 @@
 """What the MLflow server on the box should look like: paths, arguments and files, as text.
 
 Pure functions only (no SSH): `ServerSpec` says what is wanted, and the renderers turn
-it into the systemd unit, the environment file, the basic-auth config and the state
-file (what was installed, read back by `mlflow.status`) that `remote.mlflow.server`
-then puts on the box.
+it into the systemd unit, the environment file and the state file (what was installed,
+read back by `mlflow.status`) that `remote.mlflow.server` then puts on the box.
+
+The server listens on 127.0.0.1 only. Clients elsewhere reach it through an SSH tunnel
+(`fab mlflow.ui`) or, opted in, the TLS front door (`fab deploy.expose`), whose bearer
+token is the one credential: MLflow's own basic auth would need the same Authorization
+header, which a client can fill with only one of the two.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import importlib.metadata
 import json
 import re
@@ -27,37 +29,32 @@ VENV_ROOT = "/opt/mlflow/venvs"
 DATA_DIR = contract.MLFLOW_DATA_DIR
 SQLITE_DB = contract.MLFLOW_SQLITE_DB
 LOCAL_ARTIFACTS = f"{DATA_DIR}/artifacts"
-AUTH_DB = f"{DATA_DIR}/basic_auth.db"
 CONFIG_DIR = contract.MLFLOW_CONFIG_DIR
 ENV_FILE = contract.MLFLOW_ENV_FILE
-AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
 # What was installed, for `mlflow.status`: written with the unit, never parsed out of it.
 STATE_FILE = f"{CONFIG_DIR}/server.json"
 UNIT_NAME = contract.MLFLOW_UNIT
 UNIT_FILE = f"/etc/systemd/system/{UNIT_NAME}"
 DEFAULT_PORT = contract.MLFLOW_PORT
 DEFAULT_WORKERS = 2
-ADMIN_USER = "admin"
+BIND_HOST = "127.0.0.1"
 # Written into a venv once pip succeeded: a half-made venv is never taken as installed.
 READY_MARKER = ".mlops-box-ready"
 TEMPLATE = "mlflow.service.j2"
 # Inside double quotes systemd's EnvironmentFile= takes a backslash only before these.
 _NEED_ESCAPE = '"\\`$'
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HOST = re.compile(r"[A-Za-z0-9*.:\[\]-]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The wanted MLflow server: version, backend, artifact store and exposure."""
+    """The wanted MLflow server: version, backend and artifact store."""
 
     version: str
     backend: str = "sqlite"
     # s3://<bucket>/mlflow on AWS, else a directory on the box.
     artifacts: str = LOCAL_ARTIFACTS
-    public: bool = False
-    allowed_hosts: tuple[str, ...] = ()
     port: int = DEFAULT_PORT
     workers: int = DEFAULT_WORKERS
 
@@ -69,14 +66,6 @@ class ServerSpec:
             raise ConfigError(f"The artifact store {self.artifacts!r} is not s3:// or a path.")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"The MLflow port {self.port} is not a TCP port.")
-        for host in self.allowed_hosts:
-            if not _HOST.fullmatch(host):
-                raise ConfigError(
-                    f"--allowed-hosts has {host!r}: give host names or addresses, "
-                    "comma-separated (with an optional :port)."
-                )
-        if self.public and not self.allowed_hosts:
-            raise ConfigError("--public needs the host names clients will use (allowed hosts).")
 
     @property
     def venv(self) -> str:
@@ -87,10 +76,6 @@ class ServerSpec:
         return f"{self.venv}/bin/python"
 
     @property
-    def bind_host(self) -> str:
-        return "0.0.0.0" if self.public else "127.0.0.1"
-
-    @property
     def requirements(self) -> tuple[str, ...]:
         """What pip installs into the venv (also the ready marker's content)."""
         extra = []
@@ -98,9 +83,7 @@ class ServerSpec:
             extra.append("psycopg2-binary")
         if self.artifacts.startswith("s3://"):
             extra.append("boto3")
-        # basic-auth's CSRF checks need Flask-WTF, which only the `auth` extra brings.
-        mlflow = f"mlflow[auth]=={self.version}" if self.public else f"mlflow=={self.version}"
-        return (mlflow, *extra)
+        return (f"mlflow=={self.version}", *extra)
 
 
 def check_version(version: str) -> str:
@@ -143,7 +126,7 @@ def server_args(spec: ServerSpec) -> list[str]:
         f"{spec.venv}/bin/mlflow",
         "server",
         "--host",
-        spec.bind_host,
+        BIND_HOST,
         "--port",
         str(spec.port),
         "--workers",
@@ -152,21 +135,7 @@ def server_args(spec: ServerSpec) -> list[str]:
         "--artifacts-destination",
         spec.artifacts,
     ]
-    if spec.public:
-        args += ["--app-name", "basic-auth", "--allowed-hosts", ",".join(allowed_hosts(spec))]
     return args
-
-
-def allowed_hosts(spec: ServerSpec) -> list[str]:
-    """The Host headers MLflow accepts: the given names (bare and with the port), and the
-    loopback names the SSH tunnel and the health check use."""
-    hosts: list[str] = []
-    for host in spec.allowed_hosts:
-        hosts.append(host)
-        if ":" not in host.rsplit("]", 1)[-1]:  # no port given: also accept ours
-            hosts.append(f"{host}:{spec.port}")
-    hosts += ["localhost", f"localhost:{spec.port}", "127.0.0.1", f"127.0.0.1:{spec.port}"]
-    return list(dict.fromkeys(hosts))
 
 
 def render_unit(spec: ServerSpec) -> str:
@@ -186,8 +155,7 @@ def render_state(spec: ServerSpec) -> str:
         "version": spec.version,
         "backend": spec.backend,
         "artifacts": spec.artifacts,
-        "public": spec.public,
-        "listen": f"{spec.bind_host}:{spec.port}",
+        "listen": f"{BIND_HOST}:{spec.port}",
     }
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
 
@@ -208,37 +176,14 @@ def env_file_line(key: str, value: str) -> str:
     return f'{key}="{escaped}"'
 
 
-def render_env(spec: ServerSpec, store_uri: str, admin_password: str | None = None) -> str:
-    """The EnvironmentFile: the backend store URI, and basic auth's settings with --public."""
-    values = {"MLFLOW_BACKEND_STORE_URI": store_uri}
-    if spec.public:
-        if not admin_password:
-            raise ConfigError("--public needs an admin password for MLflow's basic auth.")
-        values["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
-        values["MLFLOW_AUTH_ADMIN_USERNAME"] = ADMIN_USER
-        values["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
-        # basic-auth's CSRF protection signs with this; derived, so a re-install is a no-op.
-        values["MLFLOW_FLASK_SERVER_SECRET_KEY"] = hmac.new(
-            admin_password.encode(), b"mlops-box flask secret key", hashlib.sha256
-        ).hexdigest()
+def render_env(store_uri: str) -> str:
+    """The EnvironmentFile: the backend store URI (a secret with RDS), root-only."""
     lines = ["# Written by mlops-box (`fab mlflow.install`); read by systemd for mlflow.service."]
     try:
-        lines += [env_file_line(key, value) for key, value in values.items()]
+        lines.append(env_file_line("MLFLOW_BACKEND_STORE_URI", store_uri))
     except ValueError as exc:
         raise ConfigError(f"Cannot write the MLflow environment file: {exc}.") from None
     return "\n".join(lines) + "\n"
-
-
-def render_auth_config() -> str:
-    """basic-auth's ini; the admin's password is in the environment file, not here."""
-    return (
-        "# Written by mlops-box (`fab mlflow.install --public`).\n"
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{AUTH_DB}\n"
-        f"admin_username = {ADMIN_USER}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
 
 
 def sqlite_uri(path: str = SQLITE_DB) -> str:

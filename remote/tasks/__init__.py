@@ -8,9 +8,10 @@ from invoke import Collection
 
 from remote.settings import CONFIG_DEFAULTS
 from remote.tasks.box import box
+from remote.tasks.deploy import deploy
 from remote.tasks.mlflow import mlflow
 
-ns = Collection(box, mlflow)
+ns = Collection(box, mlflow, deploy)
 ns.configure({"box": CONFIG_DEFAULTS})
 
 __all__ = ["ns"]

@@ -76,6 +76,7 @@ class MlflowBox:
             "FABRIC_BOX_NAME": s.name,
             "FABRIC_BOX_KEY": str(s.key),
             "FABRIC_BOX_SSH_DIR": str(s.ssh_dir),
+            "FABRIC_BOX_SECRETS_DIR": str(s.secrets_dir),
             "FABRIC_BOX_LOCAL_ROOT": str(s.local.root),
             "FABRIC_BOX_LOCAL_SUBNET": str(s.local.subnet),
             "FABRIC_BOX_LOCAL_CACHE": str(s.local.cache),

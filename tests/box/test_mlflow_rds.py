@@ -39,9 +39,7 @@ def rds_box(
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(
-        box.conn, local_settings, box.provider, box.address, backend="rds", rds_store=rds_store
-    )
+    install_on_box(box.conn, box.provider, backend="rds", rds_store=rds_store)
     try:
         yield box
     finally:
@@ -130,14 +128,7 @@ def test_a_bad_database_leaves_the_running_server_and_its_data(
     before = rds_box.started_at()
     bad = dataclasses.replace(rds_store, **change(rds_store))  # type: ignore[operator]
     with pytest.raises(error) as caught:
-        install_on_box(
-            rds_box.conn,
-            rds_box.settings,
-            rds_box.provider,
-            rds_box.address,
-            backend="rds",
-            rds_store=bad,
-        )
+        install_on_box(rds_box.conn, rds_box.provider, backend="rds", rds_store=bad)
     text = str(caught.value)
     assert message in text and "\n" not in text
     assert host_postgres.password not in text and bad.password not in text

@@ -11,13 +11,11 @@ from remote.mlflow.spec import (
     ENV_FILE,
     ServerSpec,
     controller_version,
-    render_auth_config,
     render_env,
     render_state,
     render_unit,
     s3_artifacts,
     server_args,
-    sqlite_uri,
 )
 
 SECRET_URI = "postgresql+psycopg2://mlflow:p%40ss%22w0rd@db.example:5432/mlflow"
@@ -36,7 +34,7 @@ def test_the_default_server_listens_on_loopback_and_proxies_artifacts() -> None:
 def test_the_backend_store_uri_is_never_on_the_command_line_or_in_the_unit() -> None:
     spec = ServerSpec(version="3.17.2", backend="rds", artifacts=s3_artifacts("my-bucket"))
     unit = render_unit(spec)
-    env = render_env(spec, SECRET_URI)
+    env = render_env(SECRET_URI)
     assert "--backend-store-uri" not in unit
     assert "p%40ss" not in unit and "p%40ss" not in " ".join(server_args(spec))
     assert f"EnvironmentFile={ENV_FILE}" in unit
@@ -55,26 +53,12 @@ def test_the_unit_restarts_on_failure_starts_at_boot_and_runs_as_mlflow() -> Non
     assert state["version"] == "3.17.2"
 
 
-def test_public_needs_basic_auth_allowed_hosts_and_a_password_only_in_the_env_file() -> None:
-    spec = ServerSpec(version="3.17.2", public=True, allowed_hosts=("203.0.113.7",))
-    args = server_args(spec)
-    assert args[args.index("--host") + 1] == "0.0.0.0"
-    assert args[args.index("--app-name") + 1] == "basic-auth"
-    hosts = args[args.index("--allowed-hosts") + 1].split(",")
-    assert {"203.0.113.7", "203.0.113.7:5000", "127.0.0.1:5000"} <= set(hosts)
-    env = render_env(spec, sqlite_uri(), "s3cret-pw")
-    assert 'MLFLOW_AUTH_ADMIN_PASSWORD="s3cret-pw"' in env
-    assert "s3cret-pw" not in render_unit(spec) and "s3cret-pw" not in render_auth_config()
-    with pytest.raises(ConfigError):
-        render_env(spec, sqlite_uri(), None)
-
-
 def test_env_values_are_quoted_for_systemd() -> None:
     uri = 'sqlite:////x/"a"\\b$HOME%i'
-    env = render_env(ServerSpec(version="3.17.2"), uri)
+    env = render_env(uri)
     assert 'MLFLOW_BACKEND_STORE_URI="sqlite:////x/\\"a\\"\\\\b\\$HOME%i"' in env
     with pytest.raises(ConfigError):
-        render_env(ServerSpec(version="3.17.2"), "sqlite:////x\nEVIL=1")
+        render_env("sqlite:////x\nEVIL=1")
 
 
 @pytest.mark.parametrize("version", ["3.17.2", "3.0.0rc1", "2.22.1.post1"])
@@ -92,8 +76,6 @@ def test_other_versions_are_refused_in_one_sentence(version: str) -> None:
     ("kwargs", "match"),
     [
         ({"backend": "mysql"}, "--backend"),
-        ({"public": True}, "allowed hosts"),
-        ({"public": True, "allowed_hosts": ("a b",)}, "--allowed-hosts"),
         ({"artifacts": "gs://x"}, "artifact store"),
     ],
 )
