@@ -17,18 +17,24 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from remote.changes import Changed
-from remote.errors import MlopsBoxError
+from remote.errors import MlopsBoxError, WaitTimeout
 from remote.system import files, systemd
 from remote.system.bootstrap import ensure_packages
 from remote.system.files import RemoteFile
 from remote.system.run import Connection, Result, check, key_values, run, sh, sudo, tail
+from remote.waiting import wait_for
 
 UNIT = "nginx.service"
 PACKAGES = ("nginx",)
 SITES_DIR = "/etc/nginx/conf.d"
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+PID_FILE = "/run/nginx.pid"
+ERROR_LOG = "/var/log/nginx/error.log"
+# A reload makes new workers within milliseconds; a refused one makes none.
+RELOAD_TIMEOUT_S = 10
 # Suffix of a file's previous version while a new configuration is checked.
 PREVIOUS = ".mlops-box-prev"
 _SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -91,8 +97,9 @@ def ensure_site(
     """Make /etc/nginx/conf.d/<name>.conf (and the files it includes) as given, checked
     and loaded. Returns what changed; nothing when all files already match.
 
-    On a failed `nginx -t` the previous files are restored (new ones removed) and
-    `error` is raised with nginx's own message; the running nginx never saw the change.
+    When nginx refuses the change (`nginx -t`, or the reload itself), the previous files
+    are restored (new ones removed) and `error` is raised with nginx's own message: nginx
+    keeps serving what it served before.
     """
     wanted = [RemoteFile(site_path(name), content.encode(), 0o644), *companions]
     found = files.probe(conn, [f.path for f in wanted])
@@ -107,6 +114,7 @@ def ensure_site(
         files.write(conn, item)
     try:
         check_config(conn, error=error)
+        reload(conn, error=error)
     except MlopsBoxError:
         restore = [f"mv -f {_q(p + PREVIOUS)} {_q(p)}" for p in kept]
         restore += [f"rm -f {_q(p)}" for p in new]
@@ -114,7 +122,6 @@ def ensure_site(
         raise
     if kept:
         _sudo(conn, "rm -f " + " ".join(_q(p + PREVIOUS) for p in kept), "remove old copies")
-    reload(conn, error=error)
     return Changed([f.path for f in stale])
 
 
@@ -144,8 +151,58 @@ def check_config(conn: Connection, *, error: type[MlopsBoxError] = NginxError) -
 
 
 def reload(conn: Connection, *, error: type[MlopsBoxError] = NginxError) -> None:
-    """Reload nginx gracefully (start it if it is not running)."""
-    systemd.systemctl(conn, "reload-or-restart", UNIT, error=error)
+    """Load the configuration on disk: a graceful reload (or a start if nginx is down).
+
+    A reload that nginx refuses (a port another process holds: `nginx -t` does not bind)
+    leaves it serving the old configuration, makes no new workers and logs why; that is
+    how a refusal is told from a success, and it raises `error` with nginx's reason.
+    """
+    before = _reload_probe(conn)
+    if not before.workers:
+        systemd.systemctl(conn, "restart", UNIT, error=error)
+        return
+    systemd.systemctl(conn, "reload", UNIT, error=error)
+
+    def loaded() -> bool | None:
+        now = _reload_probe(conn, log_from=before.log_size)
+        if now.emerg:
+            raise error(
+                f"nginx refused the new configuration and kept serving the previous one: "
+                f"{' | '.join(now.emerg)} ({ERROR_LOG} on the box)."
+            )
+        return True if now.workers - before.workers else None
+
+    try:
+        wait_for(loaded, what="nginx to load its configuration", timeout_s=RELOAD_TIMEOUT_S)
+    except WaitTimeout as exc:
+        raise error(f"{exc} See {ERROR_LOG} on the box.") from None
+
+
+@dataclass(frozen=True)
+class _ReloadFacts:
+    workers: set[str]  # pids of the master's children; empty when nginx is down
+    log_size: int
+    emerg: list[str]  # nginx's [emerg] messages logged from `log_from` on, without repeats
+
+
+def _reload_probe(conn: Connection, log_from: int | None = None) -> _ReloadFacts:
+    script = (
+        f"pid=$(cat {PID_FILE} 2>/dev/null); "
+        '[ -n "$pid" ] && echo "workers=$(ps -o pid= --ppid "$pid" | tr -s \' \\n\' \' \')"; '
+        f'echo "size=$(stat -c %s {ERROR_LOG} 2>/dev/null || echo 0)"'
+    )
+    if log_from is not None:
+        script += f"; tail -c +{log_from + 1} {ERROR_LOG} | grep -F '[emerg]' | tail -n 20; true"
+    result = check(conn, sudo(sh(script)))
+    values = key_values(result.stdout)
+    lines = result.stdout.splitlines()
+    emerg = [_EMERG.sub("", line).strip() for line in lines if _EMERG.search(line)]
+    size = values.get("size", "0")
+    return _ReloadFacts(
+        workers=set(values.get("workers", "").split()),
+        log_size=int(size) if size.isdigit() else 0,
+        emerg=list(dict.fromkeys(emerg)),
+    )
 
 
 def _nginx_message(result: Result) -> str:
