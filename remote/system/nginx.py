@@ -82,7 +82,7 @@ def ensure_nginx(conn: Connection, *, say: Callable[[str], None] = print) -> Cha
     elif facts["default"] == "yes":
         steps.append(f"systemctl reload {UNIT}")
     if steps:
-        _sudo(conn, " && ".join(steps), "set up nginx")
+        _sudo(conn, sh(" && ".join(steps)), "set up nginx")
     return changed
 
 

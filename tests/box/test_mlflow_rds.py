@@ -9,7 +9,6 @@ MLflow server and client, psycopg2, PostgreSQL and its password check.
 from __future__ import annotations
 
 import dataclasses
-import io
 import socket
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -23,7 +22,7 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
 from tests.box import postgres
-from tests.box.mlflow_box import MlflowBox, log_a_run
+from tests.box.mlflow_box import MlflowBox, files_holding, log_a_run
 from tests.box.postgres import HostPostgres
 
 pytestmark = pytest.mark.box
@@ -49,27 +48,6 @@ def rds_box(
 def forms_of(password: str) -> list[str]:
     """The password as it may be stored: raw, and URL-quoted inside the store URI."""
     return [password, quote(password, safe="")]
-
-
-def files_holding(box: MlflowBox, secrets: list[str]) -> list[str]:
-    """`mode owner path` of every file on the box that holds any of `secrets`.
-
-    They go to the box in a root-only pattern file over SFTP, never in argv.
-    """
-    pattern = "/root/.mlops-box-test-pattern"
-    staged = box.sh("mktemp").strip()
-    box.conn.put(io.BytesIO("\n".join(secrets).encode()), staged)
-    box.sh(f"sudo install -m 0600 -o root {staged} {pattern} && rm -f {staged}")
-    try:
-        found = box.conn.run(
-            f"sudo grep -rlsF -f {pattern} /etc /opt /var /home /tmp /run /root"
-            f" | grep -vx {pattern} | sudo xargs -r stat -c '%a %U %n'",
-            hide=True,
-            warn=True,
-        ).stdout
-    finally:
-        box.sh(f"sudo rm -f {pattern}")
-    return found.split("\n")[:-1]
 
 
 def test_a_run_is_logged_and_read_back_through_postgres(
