@@ -7,6 +7,7 @@ Three things, each probed first and changed only when needed:
   - a swap file, because a small instance without swap loses sshd to the OOM killer
     when a training run or `pip install` takes all the memory.
 Nothing else: no upgrades of installed packages, no users, no services.
+`ensure_packages` installs what a later step needs (nginx, say) the same way.
 Works on Debian bookworm (the local box) and Ubuntu 24.04 (the AWS box).
 """
 
