@@ -123,7 +123,8 @@ def open_front_door(
         ca_sha256=str(answer["ca_sha256"]),
         names=tuple(str(n) for n in answer["names"]),
     )
-    changed.changes += [f"front door {what}" for what in answer["changed"]]
+    for made in answer["changed"]:
+        changed.add(f"front door {made}")
     if address not in pin.names:
         raise FrontDoorError(
             f"The box does not count {address}, where this machine reaches it, among its "

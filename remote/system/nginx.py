@@ -95,7 +95,8 @@ def ensure_site(
     error: type[MlopsBoxError] = NginxError,
 ) -> Changed:
     """Make /etc/nginx/conf.d/<name>.conf (and the files it includes) as given, checked
-    and loaded. Returns what changed; nothing when all files already match.
+    and loaded (nginx installed by `ensure_nginx`). Returns what changed; nothing when
+    all files already match.
 
     When nginx refuses the change (`nginx -t`, or the reload itself), the previous files
     are restored (new ones removed) and `error` is raised with nginx's own message: nginx
@@ -110,9 +111,9 @@ def ensure_site(
     new = [f.path for f in stale if found[f.path] is None]
     if kept:
         _sudo(conn, sh("; ".join(f"cp -p {_q(p)} {_q(p + PREVIOUS)}" for p in kept)), "keep files")
-    for item in stale:
-        files.write(conn, item)
     try:
+        for item in stale:
+            files.write(conn, item)
         check_config(conn, error=error)
         reload(conn, error=error)
     except MlopsBoxError:
