@@ -29,7 +29,7 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import load_settings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
-from remote.ssh.connection import wait_for_ssh
+from remote.ssh.first_contact import wait_and_pin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def main() -> None:
                 state, t_provider = timed(provider.start, timeout_s=300)
                 assert state.address is not None
                 _, t_entry = timed(ssh.update, settings, state.address)
-                _, t_ssh = timed(wait_for_ssh, settings, state.address, 60)
+                _, t_ssh = timed(wait_and_pin, settings, provider, state.address, 60)
                 rows["provider"].append(t_provider)
                 rows["entry"].append(t_entry)
                 rows["ssh-ready"].append(t_ssh)

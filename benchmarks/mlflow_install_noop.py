@@ -17,38 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from fabric import Config
-
-from remote.providers import get_provider
-from remote.settings import CONFIG_DEFAULTS, load_settings
-from remote.ssh.connection import connect
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def accepted_logins(settings, address: str) -> int:  # type: ignore[no-untyped-def]
-    with connect(settings, address, trust_on_first_use=False) as conn:
-        out = conn.run(
-            "sudo -n journalctl -q --no-pager -o cat _COMM=sshd-session _COMM=sshd "
-            "| grep -c 'Accepted publickey'",
-            hide=True,
-            warn=True,
-        ).stdout
-    return int(out.strip() or 0)
+from _box import REPO_ROOT, accepted_logins, box_settings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    # The same sources as `fab`: fabric.yaml, then FABRIC_BOX_* variables.
-    config = Config(project_location=str(REPO_ROOT), overrides={})
-    config.load_collection({"box": CONFIG_DEFAULTS})
-    config.load_project()
-    config.load_shell_env()
-    settings = load_settings(config.box, project_dir=REPO_ROOT)
-    address = get_provider(settings).state().address
-    assert address, "start the box first (fab box.start)"
+    settings, address = box_settings()
     fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT), "mlflow.install"]
     times = []
     for run in range(1, args.runs + 1):

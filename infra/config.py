@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,21 @@ import pulumi
 from remote.contract import PROJECT, TAG_PROJECT, TAG_STACK
 
 BACKENDS = ("sqlite", "rds")
-ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
 # The most an allowed-networks list may open without an explicit opt-in, per IP version:
 # one IPv4 /16 (65,536 addresses) and one IPv6 /48 (one site's allocation), in total.
 WIDEST_PREFIX = {4: 16, 6: 48}
+
+# boxName is the Name tag and the ssh alias, and it starts the S3 bucket name and the RDS
+# identifier, so it follows the stricter rules of those two (and of a DNS label): lowercase
+# letters, digits and single hyphens, a letter first, a letter or digit last.
+BOX_NAME = re.compile(r"[a-z](?:-?[a-z0-9])*")
+# The provider completes a name prefix with a 26-character unique suffix (bucket_prefix,
+# identifier_prefix), and buckets and RDS identifiers allow 63 characters.
+UNIQUE_SUFFIX_CHARS = 26
+NAME_LIMIT = 63
+# S3 refuses bucket names starting with these ("Bucket naming rules", Amazon S3 User Guide).
+S3_RESERVED_PREFIXES = ("sthree-", "amzn-s3-demo-")
 
 # Every setting of Pulumi.yaml's schema, by its name there.
 SETTINGS = (
@@ -50,6 +62,39 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class InfraConfigError(Exception):
     """A stack setting is missing or wrong; the message says which and how to fix it."""
+
+
+def name_prefix(box_name: str) -> str:
+    """The stem of the artifact bucket's name and the database's identifier."""
+    return f"{box_name}-mlflow-"
+
+
+BOX_NAME_MAX = NAME_LIMIT - UNIQUE_SUFFIX_CHARS - len(name_prefix(""))
+
+
+def too_wide(networks: Iterable[Network]) -> str | None:
+    """Why these allowed networks amount to "from anywhere", or None if they do not.
+
+    That is a network wider than a /16 (IPv4) or a /48 (IPv6), or networks that together,
+    overlaps collapsed, hold more addresses than one such block: many narrow entries open
+    as much as one wide one.
+    """
+    networks = list(networks)
+    for network in networks:
+        if network.prefixlen < (limit := WIDEST_PREFIX[network.version]):
+            return f"{network} is wider than a /{limit}"
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    held = {
+        4: sum(n.num_addresses for n in ipaddress.collapse_addresses(v4)),
+        6: sum(n.num_addresses for n in ipaddress.collapse_addresses(v6)),
+    }
+    for version, total in held.items():
+        limit = WIDEST_PREFIX[version]
+        block = 2 ** ((32 if version == 4 else 128) - limit)
+        if total > block:
+            return f"together they hold {total / block:g} times the addresses of a /{limit}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -115,11 +160,7 @@ def parse_config(raw: Mapping[str, str], *, stack: str) -> BoxConfig:
     ami = raw.get("ami") or None
     if ami is not None and not ami.startswith("ami-"):
         _fail("ami", ami, "give an AMI id such as ami-0123456789abcdef0, or leave it empty")
-    box_name = _required(raw, "boxName")
-    if not all(ch.isalnum() or ch in "-_." for ch in box_name):
-        _fail(
-            "boxName", box_name, "use letters, digits, '-', '_' or '.' (it is also the ssh alias)"
-        )
+    box_name = _box_name(raw)
     return BoxConfig(
         stack=stack,
         box_name=box_name,
@@ -136,29 +177,31 @@ def parse_config(raw: Mapping[str, str], *, stack: str) -> BoxConfig:
     )
 
 
-def too_wide(networks: Iterable[Network]) -> str | None:
-    """Why these allowed networks amount to "from anywhere", or None if they do not.
-
-    That is a network wider than a /16 (IPv4) or a /48 (IPv6), or networks that together,
-    overlaps collapsed, hold more addresses than one such block: many narrow entries open
-    as much as one wide one.
-    """
-    networks = list(networks)
-    for network in networks:
-        if network.prefixlen < (limit := WIDEST_PREFIX[network.version]):
-            return f"{network} is wider than a /{limit}"
-    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
-    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
-    held = {
-        4: sum(n.num_addresses for n in ipaddress.collapse_addresses(v4)),
-        6: sum(n.num_addresses for n in ipaddress.collapse_addresses(v6)),
-    }
-    for version, total in held.items():
-        limit = WIDEST_PREFIX[version]
-        block = 2 ** ((32 if version == 4 else 128) - limit)
-        if total > block:
-            return f"together they hold {total / block:g} times the addresses of a /{limit}"
-    return None
+def _box_name(raw: Mapping[str, str]) -> str:
+    name = _required(raw, "boxName")
+    if not BOX_NAME.fullmatch(name):
+        _fail(
+            "boxName",
+            name,
+            "use lowercase letters, digits and single hyphens, starting with a letter and "
+            "ending with a letter or digit, e.g. mlops-zoomcamp (it also names the S3 bucket "
+            "and the RDS database)",
+        )
+    if len(name) > BOX_NAME_MAX:
+        _fail(
+            "boxName",
+            name,
+            f"use at most {BOX_NAME_MAX} characters (the bucket and database names made "
+            f"from it may not exceed {NAME_LIMIT})",
+        )
+    if name.startswith(S3_RESERVED_PREFIXES):
+        _fail(
+            "boxName",
+            name,
+            f"S3 reserves bucket names starting with {' or '.join(S3_RESERVED_PREFIXES)}; "
+            "choose another name",
+        )
+    return name
 
 
 def _networks(raw: Mapping[str, str], key: str, fix: str) -> list[Network]:
@@ -181,18 +224,20 @@ def _networks(raw: Mapping[str, str], key: str, fix: str) -> list[Network]:
 
 def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
     fix = "set it with `pulumi config set --path 'sshAllowedCidrs[0]' <your-ip>/32`"
+    if not raw.get("sshAllowedCidrs"):
+        _fail("sshAllowedCidrs", "", f"it is required: {fix}")
     networks = _networks(raw, "sshAllowedCidrs", fix)
     if not networks:
-        _fail("sshAllowedCidrs", raw.get("sshAllowedCidrs", ""), f"it is required: {fix}")
-    for network in networks:
-        if network in ANYWHERE and not _boolean(raw, "allowSshFromAnywhere"):
-            _fail(
-                "sshAllowedCidrs",
-                str(network),
-                "SSH from the whole internet is refused; list your own network "
-                "(`fab box.allow-my-ip` finds it), or opt in with "
-                "`pulumi config set allowSshFromAnywhere true`",
-            )
+        _fail("sshAllowedCidrs", raw["sshAllowedCidrs"], f"give a non-empty list of CIDRs: {fix}")
+    reason = too_wide(networks)
+    if reason and not _boolean(raw, "allowSshFromAnywhere"):
+        _fail(
+            "sshAllowedCidrs",
+            ", ".join(map(str, networks)),
+            f"{reason}, which counts as SSH from anywhere; narrow the CIDRs to your own "
+            "network (e.g. your /32: `fab box.allow-my-ip` finds it), or opt in with "
+            "`pulumi config set allowSshFromAnywhere true`",
+        )
     return tuple(networks)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import DatabaseConfig
+from infra.config import DatabaseConfig, name_prefix
 from remote.contract import DB_NAME
 
 POSTGRES_PORT = 5432
@@ -65,10 +65,11 @@ class MlflowDatabase(pulumi.ComponentResource):
             opts=child,
         )
         db = args.settings
-        identifier = f"{args.box_name.lower().replace('_', '-').replace('.', '-')}-mlflow"
+        # boxName is checked to keep the generated identifier within 63 characters.
+        prefix = name_prefix(args.box_name)
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
-            identifier_prefix=f"{identifier}-",
+            identifier_prefix=prefix,
             engine="postgres",
             engine_version=POSTGRES_MAJOR_VERSION,
             instance_class=db.instance_class,
@@ -87,7 +88,7 @@ class MlflowDatabase(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             deletion_protection=db.deletion_protection,
             skip_final_snapshot=db.skip_final_snapshot,
-            final_snapshot_identifier=None if db.skip_final_snapshot else f"{identifier}-final",
+            final_snapshot_identifier=None if db.skip_final_snapshot else f"{prefix}final",
             tags=args.tags,
             opts=child,
         )

@@ -10,9 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import Network
-from remote.contract import FRONT_DOOR_PORT
-
-SSH_PORT = 22
+from remote.contract import FRONT_DOOR_PORT, SSH_PORT
 
 
 @dataclass(frozen=True)

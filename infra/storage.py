@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import name_prefix
+
 
 @dataclass(frozen=True)
 class ArtifactBucketArgs:
@@ -25,7 +27,8 @@ class ArtifactBucket(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
-            bucket_prefix=f"{args.box_name.lower()}-mlflow-"[:37],
+            # boxName is checked to keep this prefix within the 37 characters allowed.
+            bucket_prefix=name_prefix(args.box_name),
             tags=args.tags,
             opts=child,
         )

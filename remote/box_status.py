@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from remote.providers.base import BoxState, State
@@ -20,8 +21,13 @@ def format_uptime(elapsed: timedelta) -> str:
     return f"{minutes}m" if minutes else "<1m"
 
 
-def format_status(settings: BoxSettings, box: BoxState, now: datetime | None = None) -> str:
-    """The status lines: box, state, id, type, address, uptime."""
+def format_status(
+    settings: BoxSettings,
+    box: BoxState,
+    now: datetime | None = None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The status lines: box, state, id, type, address, uptime, then `extra` rows."""
     now = now or datetime.now(UTC)
     uptime = "-"
     if box.state is State.RUNNING and box.started_at is not None:
@@ -36,5 +42,6 @@ def format_status(settings: BoxSettings, box: BoxState, now: datetime | None = N
         ("type", box.instance_type or "-"),
         ("address", box.address or "-"),
         ("uptime", uptime),
+        *extra,
     ]
-    return "\n".join(f"{label + ':':<9} {value}" for label, value in rows)
+    return "\n".join(f"{label + ':':<10} {value}" for label, value in rows)

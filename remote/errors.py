@@ -43,7 +43,13 @@ class SshConfigError(MlopsBoxError):
 
 
 class HostKeyMismatch(MlopsBoxError):
-    """The box offered a host key other than the one pinned for it."""
+    """The box offered a host key other than the one pinned for it, or than its provider
+    vouches for."""
+
+
+class HostKeyUnverified(MlopsBoxError):
+    """No key is pinned for the box and its provider vouches for none (and the user did
+    not opt in to trusting the first key)."""
 
 
 class DatabaseError(MlopsBoxError):
@@ -80,3 +86,31 @@ class SchemaUpgradeError(DatabaseError):
 
 class TunnelError(MlopsBoxError):
     """The SSH tunnel to MLflow could not be opened or MLflow does not answer through it."""
+
+
+class DeployError(MlopsBoxError):
+    """A deploy, rollback or stop of the model router and its slots failed or was refused."""
+
+
+class DeployBusy(DeployError):
+    """Another deploy is running on the box."""
+
+
+class MonitorError(MlopsBoxError):
+    """A drift report or the monitoring schedule was refused or failed."""
+
+
+class UnknownModel(MonitorError):
+    """MLflow on the box has no such model version (or nothing is live to default to)."""
+
+
+class NoReferenceSample(MonitorError):
+    """The model's training run logged no reference sample to compare with."""
+
+
+class EmptyWindow(MonitorError):
+    """The prediction log has no predictions of the model in the window."""
+
+
+class LabelsError(MonitorError):
+    """A labels file cannot be read or has the wrong columns or values."""

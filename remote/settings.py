@@ -6,13 +6,23 @@ Sources, first one that sets a value wins:
   3. the Pulumi stack's own files (`Pulumi.<stack>.yaml`, then `Pulumi.yaml` defaults),
      for the settings the stack already holds (name, user, region, key): never written twice,
   4. the defaults below.
+
+The key is the exception to (3): Pulumi.yaml's schema default for sshPublicKeyPath names
+the default box's key, so only a value the stack file itself sets is taken; otherwise the
+key follows the box's name, `~/.ssh/<name>`.
+
+Invoke merges fabric.yaml into these defaults itself, after the tasks are imported, and
+fails with a traceback on a file it cannot parse or merge; `check_fabric_config` finds
+those mistakes first, so they reach the user as one line.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import pwd
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +46,12 @@ DEFAULT_LOCAL_MIRROR = "http://deb.debian.org/debian"
 # This machine's files about each box that are not ssh's: the front door's token (0600),
 # its CA certificate and pinned key.
 DEFAULT_SECRETS_DIR = "~/.config/mlops-box"
+
+# Invoke reads the first of these in the directory of fabfile.py (fabric.py is not checked:
+# Python config is code, and its mistakes are the author's tracebacks).
+FABRIC_CONFIG_FILES = ("fabric.yaml", "fabric.yml", "fabric.json")
+# A login name that is safe on a `User` line of ssh config.
+_LOGIN_NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 
 # What `ns.configure` puts under `box`: every key must exist for Fabric to map
 # FABRIC_BOX_<KEY> onto it. None means "not set here: ask the next source".
@@ -96,7 +112,8 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
             f"to one of {', '.join(PROVIDERS)}."
         )
     stack = _text(box, "stack") or DEFAULT_STACK
-    pulumi = read_pulumi_config(project_dir, stack)
+    stack_file = read_stack_config(project_dir, stack)
+    pulumi = {**read_pulumi_defaults(project_dir), **stack_file}
 
     name = _text(box, "name") or pulumi.get(f"{PROJECT}:boxName") or DEFAULT_NAME
     if not _is_host_alias(name):
@@ -105,6 +122,17 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
             "(it becomes the ssh alias)."
         )
     user = _text(box, "user") or pulumi.get(f"{PROJECT}:sshUser") or DEFAULT_USER
+    if not is_login_name(user):
+        if _text(box, "user"):
+            source = "box.user (fabric.yaml or FABRIC_BOX_USER)"
+        elif f"{PROJECT}:sshUser" in stack_file:
+            source = f"sshUser in Pulumi.{stack}.yaml"
+        else:
+            source = "sshUser's default in Pulumi.yaml"
+        raise ConfigError(
+            f"{source} is {user!r}: use a plain login name (letters, digits, '.', '_', '-'), "
+            "such as ubuntu."
+        )
     region = (
         _text(box, "region")
         or pulumi.get("aws:region")
@@ -113,7 +141,7 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
     )
     key_text = _text(box, "key")
     if not key_text:
-        public = pulumi.get(f"{PROJECT}:sshPublicKeyPath")
+        public = stack_file.get(f"{PROJECT}:sshPublicKeyPath")
         key_text = public.removesuffix(".pub") if public else f"~/.ssh/{name}"
     ssh_dir = expand_home(_text(box, "ssh_dir") or "~/.ssh")
 
@@ -151,23 +179,83 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
     )
 
 
-def read_pulumi_config(project_dir: Path, stack: str) -> dict[str, str]:
-    """Return the stack's plain settings as `{"ns:key": "value"}`, defaults filled in.
-
-    Secrets and structured values are left out: the box settings need neither.
-    """
+def read_pulumi_defaults(project_dir: Path) -> dict[str, str]:
+    """The plain defaults of Pulumi.yaml's config schema, as `{"ns:key": "value"}`."""
     values: dict[str, str] = {}
-    project = _read_yaml(project_dir / "Pulumi.yaml")
-    for key, spec in (project.get("config") or {}).items():
+    path = project_dir / "Pulumi.yaml"
+    for key, spec in _config_section(path).items():
         default = spec.get("default") if isinstance(spec, dict) else spec
         if isinstance(default, str | int | float | bool):
             full = key if ":" in key else f"{PROJECT}:{key}"
             values[full] = str(default)
-    stack_file = _read_yaml(project_dir / f"Pulumi.{stack}.yaml")
-    for key, value in (stack_file.get("config") or {}).items():
-        if isinstance(value, str | int | float | bool):
-            values[key] = str(value)
     return values
+
+
+def read_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
+    """The plain values `Pulumi.<stack>.yaml` itself sets, as `{"ns:key": "value"}`."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    return {
+        key: str(value)
+        for key, value in _config_section(path).items()
+        if isinstance(value, str | int | float | bool)
+    }
+
+
+def check_fabric_config(project_dir: Path) -> None:
+    """Refuse a project config file that Invoke would fail on with a traceback.
+
+    Invoke loads the first of FABRIC_CONFIG_FILES and merges it over `CONFIG_DEFAULTS`:
+    it cannot parse malformed YAML, nor merge a mapping with a single value either way
+    (`box:` as a list, or left empty; `box.local: 3`). Unknown keys under `box` are
+    refused too: Invoke would keep them, and a misspelt setting would silently do nothing.
+    """
+    path = next((project_dir / n for n in FABRIC_CONFIG_FILES if (project_dir / n).exists()), None)
+    if path is None:
+        return
+    data = _read_json(path) if path.suffix == ".json" else _read_yaml(path, mapping=False)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path} holds {_kind(data)}, not settings: write `box:` and its settings "
+            "under it as `key: value` lines (see the repository's fabric.yaml)."
+        )
+    if "box" in data:
+        _check_section(data["box"], CONFIG_DEFAULTS, "box", path)
+
+
+def _check_section(value: Any, defaults: Mapping[str, Any], where: str, path: Path) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where} in {path} is {_kind(value)}: it must hold settings as `key: value` "
+            f"lines under `{where.rsplit('.', 1)[-1]}:` (or be removed)."
+        )
+    for key, item in value.items():
+        if key not in defaults:
+            raise ConfigError(
+                f"{where}.{key} in {path} is not a setting: use one of {', '.join(defaults)}."
+            )
+        if isinstance(defaults[key], dict):
+            _check_section(item, defaults[key], f"{where}.{key}", path)
+        elif isinstance(item, dict | list):
+            raise ConfigError(
+                f"{where}.{key} in {path} is {_kind(item)}: give one value, "
+                f"e.g. `{key}: {_example(defaults[key])}`."
+            )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"the single value {value!r}"
+
+
+def _example(default: Any) -> str:
+    return str(default) if default is not None else "<value>"
 
 
 def expand_home(path: str) -> Path:
@@ -182,14 +270,46 @@ def expand_home(path: str) -> Path:
     return Path(path).expanduser().absolute()
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
+def _config_section(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a Pulumi project or stack file; {} if it has none."""
+    section = _read_yaml(path).get("config")
+    if section is None:
         return {}
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"config in {path} is {_kind(section)}: it must map setting names to values."
+        )
+    return section
+
+
+def _read_yaml(path: Path, *, mapping: bool = True) -> Any:
+    """The parsed file (a dict if `mapping`; {} for a file that is absent or not one)."""
+    if not path.exists():
+        return {} if mapping else None
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: fix it or remove it ({exc}).") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"{path} is not valid YAML ({problem}{where}): fix it.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path} ({exc}): fix its permissions.") from None
+    if not mapping:
+        return data
     return data if isinstance(data, dict) else {}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+            "fix it."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path} ({exc}): fix its permissions.") from None
 
 
 def _text(section: Mapping[str, Any], key: str) -> str | None:
@@ -197,6 +317,11 @@ def _text(section: Mapping[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
+
+
+def is_login_name(user: str) -> bool:
+    """Whether `user` is a login name that can go on an ssh config `User` line as it is."""
+    return bool(_LOGIN_NAME.fullmatch(user))
 
 
 def _is_host_alias(name: str) -> bool:

@@ -10,9 +10,21 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from . import db, front_door_tls, mlflow_data, sqlite_backup
+from . import (
+    db,
+    drift,
+    front_door_tls,
+    idle_commands,
+    mlflow_data,
+    sqlite_backup,
+    train_jobs,
+    train_register,
+    train_start,
+)
+from .drift_report import Options
 from .failure import AgentFailure
 
 
@@ -25,9 +37,151 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
+    start = commands.add_parser("train-start", help="start a staged job (or say what it lacks)")
+    start.add_argument("staging")
+    for name, help_text in (
+        ("train-finished", "record how a job's unit ended (its ExecStopPost)"),
+        ("train-show", "one job's record, reconciled with systemd"),
+        ("train-cancel", "stop a job's unit"),
+    ):
+        commands.add_parser(name, help=help_text).add_argument("job")
+    commands.add_parser("train-list", help="every job's record, reconciled with systemd")
+    note = commands.add_parser("train-note", help="record the model version a job registered")
+    note.add_argument("job")
+    note.add_argument("--registered", required=True)
+    register = commands.add_parser("train-register", help="register a run's logged model")
+    register.add_argument("run_id")
+    register.add_argument("name")
+    register.add_argument("--alias", required=True)
+    register.add_argument("--logged-model", default="")
+    report = commands.add_parser("drift-report", help="a drift report, logged to MLflow")
+    report.add_argument("--model", default="", help="default: the live model")
+    report.add_argument("--since-s", type=float, required=True)
+    report.add_argument("--drift-share", type=float, default=Options.drift_share)
+    report.add_argument("--max-error-rise", type=float, default=Options.max_error_rise)
+    report.add_argument("--out", default="", help="keep the files here (default: not kept)")
+    report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
+    report.add_argument("--experiment", default=drift.EXPERIMENT)
     tls = commands.add_parser("front-door-cert", help="the front door's CA, key and certificate")
     tls.add_argument("--dir", required=True, help="where they live (root-only)")
+    _idle_parsers(commands)
+    _serving_commands(commands)
     return parser
+
+
+def _serving_commands(commands: Any) -> None:
+    begin = commands.add_parser("deploy-begin", help="record a new transition, or refuse")
+    begin.add_argument("kind", choices=("blue-green", "rollback"))
+    begin.add_argument("--model", default="")
+    begin.add_argument("--holder", type=int, required=True, help="pid of the SSH session")
+    begin.add_argument("--by", required=True)
+    fetch = commands.add_parser("model-fetch", help="resolve and copy a model (MLflow's Python)")
+    fetch.add_argument("uri")
+    fetch.add_argument("--revision", type=int, required=True)
+    abandon = commands.add_parser("deploy-abandon", help="end a transition that never ran")
+    abandon.add_argument("revision", type=int)
+    abandon.add_argument("--reason", required=True)
+    launch = commands.add_parser("deploy-launch", help="run the transition as a unit")
+    launch.add_argument("revision", type=int)
+    launch.add_argument("--env", default="")
+    launch.add_argument("--bake", type=float, default=0.0)
+    launch.add_argument("--termination-wait", type=float, default=600.0)
+    launch.add_argument("--max-error-rate", type=float, default=0.01)
+    run = commands.add_parser("deploy-run", help="the transition's steps (in mlops-deploy)")
+    run.add_argument("revision", type=int)
+    retire = commands.add_parser("retire", help="stop a slot that lost its traffic (timer)")
+    retire.add_argument("slot")
+    retire.add_argument("revision", type=int)
+    stop = commands.add_parser("deploy-stop", help="stop the router and every slot")
+    stop.add_argument("--by", required=True)
+    commands.add_parser("deploy-status", help="the deploy state and the units")
+    commands.add_parser("deploy-history", help="every deploy, rollback and stop")
+    site = commands.add_parser("nginx-site", help="install an nginx site file, checked")
+    site.add_argument("name")
+    site.add_argument("source", nargs="?", help="file with the content; absent: remove it")
+    site.add_argument(
+        "--file",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("PATH", "SOURCE", "MODE"),
+        help="a file the site includes, changed with it: its content from SOURCE, octal MODE",
+    )
+    site.add_argument("--drop", action="append", default=[], help="a file removed with it")
+    commands.add_parser("nginx-reload", help="reload nginx's config (checked, confirmed)")
+    commands.add_parser("serve", help="serve a model slot (the model's Python)")
+
+
+def _serving(args: argparse.Namespace) -> dict[str, Any]:
+    """The serving commands, imported only when one runs."""
+    from . import bluegreen, nginx, serving, transition
+
+    if args.command == "deploy-begin":
+        return transition.begin(args.kind, args.model, args.holder, args.by)
+    if args.command == "model-fetch":
+        from . import registry
+
+        model = registry.fetch(args.uri)
+        transition.record_model(args.revision, model)
+        return {"model": model}
+    if args.command == "deploy-abandon":
+        return transition.abandon(args.revision, args.reason)
+    if args.command == "deploy-launch":
+        settings = {
+            "env": args.env,
+            "bake": args.bake,
+            "termination_wait": args.termination_wait,
+            "max_error_rate": args.max_error_rate,
+        }
+        return transition.launch(args.revision, settings)
+    if args.command == "deploy-run":
+        return bluegreen.run(args.revision)
+    if args.command == "retire":
+        return transition.retire(args.slot, args.revision)
+    if args.command == "deploy-stop":
+        return serving.stop(args.by)
+    if args.command == "deploy-status":
+        return serving.status()
+    if args.command == "deploy-history":
+        return serving.history()
+    if args.command == "nginx-site":
+        companions: dict[str, nginx.Wanted] = {path: None for path in args.drop}
+        for path, source, mode in args.file:
+            companions[path] = (_read_text(source), int(mode, 8))
+        content = _read_text(args.source) if args.source else None
+        return {"changed": nginx.apply_site(args.name, content, companions)}
+    if args.command == "nginx-reload":
+        return nginx.reload()
+    from . import serve
+
+    return serve.serve()
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _idle_parsers(commands: Any) -> None:
+    # Every name and path comes from the controller (remote/contract.py), the one place
+    # they are kept; the timer's unit passes them the same way.
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", required=True, help="the auto-stop's files")
+    setter = commands.add_parser("idle-set", parents=[where], help="set the idle auto-stop")
+    choice = setter.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--idle-minutes", type=int)
+    choice.add_argument("--off", action="store_true")
+    setter.add_argument("--ignore-serving", action="store_true")
+    commands.add_parser("idle-status", parents=[where], help="the auto-stop's setting and clock")
+    checker = commands.add_parser(
+        "idle-check", parents=[where], help="power the box off if it is idle long enough"
+    )
+    checker.add_argument("--ssh-port", type=int, required=True)
+    checker.add_argument("--unit", action="append", default=[], help="a busy unit pattern")
+    checker.add_argument("--router-log", required=True)
+    checker.add_argument("--keepalive", required=True)
+    checker.add_argument("--dry-run", action="store_true", help="answer, change nothing")
+    checker.add_argument("--at", type=datetime.fromisoformat, help="with --dry-run: decide at")
 
 
 def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
@@ -36,9 +190,53 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
+        "train-start": lambda: train_start.start(args.staging),
+        "train-finished": lambda: train_jobs.finished(args.job),
+        "train-show": lambda: train_jobs.show(args.job),
+        "train-cancel": lambda: train_jobs.cancel(args.job),
+        "train-list": train_jobs.listing,
+        "train-note": lambda: train_jobs.note(args.job, args.registered),
+        "train-register": lambda: train_register.register(
+            args.run_id, args.name, args.alias, args.logged_model
+        ),
+        "drift-report": lambda: drift.report(
+            args.model,
+            args.since_s,
+            Options(args.drift_share, args.max_error_rise),
+            out=args.out,
+            empty_ok=args.empty_ok,
+            experiment=args.experiment,
+        ),
         "front-door-cert": lambda: front_door_tls.ensure_certificate(args.dir),
+        "idle-set": lambda: idle_commands.set_autostop(
+            args.dir, None if args.off else args.idle_minutes, args.ignore_serving, _now()
+        ),
+        "idle-status": lambda: idle_commands.status(args.dir, _now()),
+        "idle-check": lambda: idle_commands.check(
+            args.dir,
+            _at(args),
+            ssh_port=args.ssh_port,
+            unit_patterns=args.unit,
+            router_log=args.router_log,
+            keepalive=args.keepalive,
+            dry_run=args.dry_run,
+        ),
     }
-    return handlers[args.command]
+    return handlers.get(args.command, lambda: _serving(args))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _at(args: argparse.Namespace) -> datetime:
+    """The check's time: now, or (only in a dry run, which changes nothing) the one asked."""
+    if args.at is None:
+        return _now()
+    if not args.dry_run:
+        raise AgentFailure("bad-value", "--at is for --dry-run only: a real check runs now.")
+    at: datetime = args.at
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,10 +9,25 @@ from __future__ import annotations
 import importlib
 
 from remote.errors import ConfigError
-from remote.providers.base import AccessChange, BoxState, Database, Provider, State
+from remote.providers.base import (
+    AccessChange,
+    BoxState,
+    Database,
+    HostKeyEvidence,
+    Provider,
+    State,
+)
 from remote.settings import PROVIDERS, BoxSettings
 
-__all__ = ["AccessChange", "BoxState", "Database", "Provider", "State", "get_provider"]
+__all__ = [
+    "AccessChange",
+    "BoxState",
+    "Database",
+    "HostKeyEvidence",
+    "Provider",
+    "State",
+    "get_provider",
+]
 
 # box.provider -> the module and class that implement it.
 _IMPLEMENTATIONS = {

@@ -1,6 +1,7 @@
 """The provider contract: start it, stop it, what state is it in, what address does it have,
-and the few verbs a cloud needs (make or remove the box, open SSH to this machine, check
-the front door's firewall rule, the stack's artifact bucket and database).
+and the few verbs a cloud needs (make or remove the box, vouch for its SSH host keys, open
+SSH to this machine, check the front door's firewall rule, the stack's artifact bucket and
+database).
 
 Each provider module implements exactly these verbs with these signatures; the
 docstrings below are the contract. Callers never ask which provider they hold.
@@ -8,7 +9,10 @@ docstrings below are the contract. Callers never ask which provider they hold.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Network
@@ -73,6 +77,40 @@ class Database:
     password: str = field(repr=False)
 
 
+def sha256_fingerprint(key_base64: str) -> str:
+    """OpenSSH's fingerprint of a public key blob: `SHA256:` and unpadded base64, as
+    `ssh-keygen -l` prints it (and cloud-init writes it to the console)."""
+    try:
+        blob = base64.b64decode(key_base64, validate=True)
+    except (binascii.Error, ValueError):
+        return ""  # not a key blob: it matches no fingerprint
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class HostKeyEvidence:
+    """What the provider vouches for about the box's SSH host keys, learned without SSH.
+
+    Either the exact public keys (`keys`: (type, base64) pairs, e.g. read from the box's
+    own files) or their SHA256 fingerprints as the cloud shows them (`fingerprints`). It
+    is falsy when it vouches for no key; `note` then says why, for the user.
+    """
+
+    source: str
+    keys: frozenset[tuple[str, str]] = frozenset()
+    fingerprints: frozenset[str] = frozenset()
+    note: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.fingerprints)
+
+    def vouches_for(self, key_type: str, key_base64: str) -> bool:
+        """Whether the key the box offers is one this evidence names."""
+        if (key_type, key_base64) in self.keys:
+            return True
+        return sha256_fingerprint(key_base64) in self.fingerprints
+
+
 class Provider(Protocol):
     """One box, found from the settings; never a saved address."""
 
@@ -105,6 +143,15 @@ class Provider(Protocol):
 
     def destroy(self) -> bool:
         """Stop and delete the box; return whether there was one. ConfigError as for create."""
+        ...
+
+    def host_key_evidence(self, timeout_s: float) -> HostKeyEvidence:
+        """The box's SSH host keys as the provider knows them, not as the network says.
+
+        Waits (with progress, at most `timeout_s`; 0: look once) until the provider has
+        them; returns an empty (falsy) record, never an error, if it has none by then.
+        BoxNotFound or ProviderError if the box itself cannot be found or asked.
+        """
         ...
 
     def allow_ssh_from(self, ip: str | None, echo_url: str) -> AccessChange:

@@ -7,42 +7,51 @@ Layout under `settings.ssh_dir` (normally ~/.ssh):
     mlops-box/known_hosts   host keys of all boxes, each under its alias (see known_hosts.py)
     .mlops-box.lock         flock'd while any of the above is rewritten
 
-Every write is atomic (temp file in the same directory, fsync, os.replace), so a crash
-leaves either the old or the new file, never half of one; and every check runs before
-anything is created, so bad input changes nothing. (A little over 300 lines: the checks
-of the user's files are the bulk of it, and belong beside the writes they guard.)
+Every write is atomic (ssh_dir.py: temp file in the same directory, fsync, os.replace),
+so a crash leaves either the old or the new file, never half of one, and a rewritten file
+keeps its owner and group. `preflight` runs every check the writes would make, writing
+nothing, so a task can refuse bad input before it changes anything else (such as starting
+a billed instance). Reading the user's own config (is the Include there, what else names
+the box) is user_config.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
 import stat
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import jinja2
 
-from remote import local_files
 from remote.errors import SshConfigError
-from remote.settings import BoxSettings
+from remote.settings import BoxSettings, is_login_name
+from remote.ssh import user_config
+from remote.ssh.ssh_dir import (
+    LOCK_NAME,
+    atomic_write,
+    check_ssh_dir,
+    check_writable,
+    config_target,
+    locked,
+    make_private_dir,
+    prepare_ssh_dir,
+    wrap_os,
+)
 from remote.system import templates
 
 TEMPLATE_NAME = "sshconfig.template"
 ENTRY_DIR = "mlops-box"
 KNOWN_HOSTS_NAME = "known_hosts"
-LOCK_NAME = ".mlops-box.lock"
 # The template's first line starts with this; an entry file without it is not ours.
 HEADER = "# Written by mlops-box"
-
-T = TypeVar("T")
+# The box's address is known only once it runs; `preflight` renders the entry with this
+# stand-in (TEST-NET-1, never a real host) to prove the template and the user render.
+PREFLIGHT_ADDRESS = "192.0.2.1"
 
 # An address ends up on a HostName line: refuse anything that could add config lines.
 _ADDRESS = re.compile(r"[A-Za-z0-9._:-]+")
-_USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 
 
 def openssh_home() -> Path:
@@ -80,7 +89,11 @@ def include_line(settings: BoxSettings) -> str:
     holding it, so a relative path would miss a non-default `box.ssh_dir` (and every
     test's fake one). The glob covers every box, so one line serves them all.
     """
-    return f"Include {_ssh_path(entry_dir(settings).absolute() / '*.conf', tokens=False)}"
+    return f"Include {_ssh_path(_include_target(settings), tokens=False)}"
+
+
+def _include_target(settings: BoxSettings) -> Path:
+    return entry_dir(settings).absolute() / "*.conf"
 
 
 def render_entry(settings: BoxSettings, address: str) -> str:
@@ -90,7 +103,7 @@ def render_entry(settings: BoxSettings, address: str) -> str:
             f"The box address {address!r} is not a host name or IP address: "
             "check what the provider reports (`fab box.status`)."
         )
-    if not _USER.fullmatch(settings.user):
+    if not is_login_name(settings.user):
         raise SshConfigError(
             f"box.user is {settings.user!r}: use a plain login name (letters, digits, "
             "'.', '_', '-')."
@@ -122,6 +135,47 @@ def render_entry(settings: BoxSettings, address: str) -> str:
             "restore it from the repository."
         )
     return text
+
+
+def preflight(settings: BoxSettings) -> None:
+    """Run every check that writing the entry, the Include and a pinned key makes, and
+    write nothing: SshConfigError for the first that fails.
+
+    The ssh dir (or its parent) must be writable, the entry ours, the config and
+    known_hosts regular writable files where they exist, and the entry must render.
+    """
+    render_entry(settings, PREFLIGHT_ADDRESS)
+    check_ssh_dir(settings)
+    directory = entry_dir(settings)
+    if directory.exists() or directory.is_symlink():
+        if not directory.is_dir():
+            raise SshConfigError(f"{directory} is not a directory: move it away and run again.")
+        check_writable(directory, "directory")
+    _read_own_entry(entry_path(settings))
+    config_target(config_path(settings))
+    for path in (known_hosts_path(settings), settings.ssh_dir / LOCK_NAME):
+        if path.exists() or path.is_symlink():
+            if path.is_symlink() or not path.is_file():
+                raise SshConfigError(f"{path} is not a regular file: move it away and run again.")
+            check_writable(path, "file")
+
+
+def shadowing_warnings(settings: BoxSettings) -> list[str]:
+    """One line for each `Host` block of the user's that the box's entry overrides."""
+    config = config_path(settings)
+    blocks = user_config.shadowing_blocks(
+        config,
+        settings.name,
+        ssh_dir=settings.ssh_dir,
+        home=openssh_home(),
+        ours=entry_dir(settings),
+    )
+    return [
+        f"Warning: {block.path} line {block.line}, `{block.text}`, also matches "
+        f"{settings.name}; the mlops-box entry, included at the top of {config}, comes "
+        "first and wins: rename or remove that block."
+        for block in blocks
+    ]
 
 
 def write_entry(settings: BoxSettings, address: str) -> bool:
@@ -162,11 +216,13 @@ def ensure_include(settings: BoxSettings) -> bool:
     """
     prepare_ssh_dir(settings)
     link = config_path(settings)
-    target = _config_target(link)
+    target = config_target(link)
     line = include_line(settings)
     with locked(settings):
         current = _read_config(target)
-        if current is not None and _has_include(current, line):
+        if current is not None and user_config.include_at_top(
+            target, current, str(_include_target(settings))
+        ):
             return False
         if current is None:
             atomic_write(target, f"{line}\n".encode(), 0o600)
@@ -178,12 +234,13 @@ def ensure_include(settings: BoxSettings) -> bool:
 
 
 def update(settings: BoxSettings, address: str) -> bool:
-    """Write the entry for `address` and the Include line; return whether anything changed."""
+    """Write the entry for `address` and the Include line; return whether anything changed.
+
+    Everything is checked first, so a refusal leaves both files as they were.
+    """
+    preflight(settings)
     changed = write_entry(settings, address)
     return ensure_include(settings) or changed
-
-
-# --- the ssh directory's file primitives (known_hosts.py writes through them too) ------
 
 
 def _ssh_path(path: Path, *, tokens: bool) -> str:
@@ -194,46 +251,6 @@ def _ssh_path(path: Path, *, tokens: bool) -> str:
     if tokens:
         text = text.replace("%", "%%")
     return f'"{text}"' if any(ch.isspace() for ch in text) else text
-
-
-def _has_include(data: bytes, line: str) -> bool:
-    """True if `line` is in config with only blank lines or comments above it."""
-    for raw in data.decode(errors="replace").splitlines():
-        stripped = raw.strip()
-        if stripped == line:
-            return True
-        if stripped and not stripped.startswith("#"):
-            return False
-    return False
-
-
-def prepare_ssh_dir(settings: BoxSettings) -> None:
-    """Check `ssh_dir` can hold our files; create it 0700 (as OpenSSH users expect) if missing."""
-    ssh_dir = settings.ssh_dir
-    if ssh_dir.is_dir():
-        _check_writable(ssh_dir, "directory")
-        return
-    if ssh_dir.exists() or ssh_dir.is_symlink():
-        raise SshConfigError(
-            f"{ssh_dir} is not a directory: move it away or set box.ssh_dir to a directory."
-        )
-    if not ssh_dir.parent.is_dir():
-        raise SshConfigError(
-            f"{ssh_dir} cannot be created because {ssh_dir.parent} is not a directory: "
-            "set box.ssh_dir to a directory that exists or can be created."
-        )
-    _check_writable(ssh_dir.parent, "directory")
-    make_private_dir(ssh_dir)
-
-
-def _check_writable(path: Path, what: str) -> None:
-    # Root passes every permission check, so the owner's write bit is also honoured:
-    # a user who made their ssh config read-only meant "do not touch it".
-    mode = path.stat().st_mode
-    if not (mode & stat.S_IWUSR) or not os.access(path, os.W_OK, effective_ids=True):
-        raise SshConfigError(
-            f"The {what} {path} is not writable: make it writable (chmod u+w) and run again."
-        )
 
 
 def _read_own_entry(path: Path) -> bytes | None:
@@ -253,68 +270,11 @@ def _read_own_entry(path: Path) -> bytes | None:
         raise not_ours from None
     if not text.startswith(HEADER) or "\0" in text:
         raise not_ours
-    _check_writable(path, "file")
+    check_writable(path, "file")
     return data
-
-
-def _config_target(link: Path) -> Path:
-    """The file to rewrite for `config`: itself, or where its symlink chain ends.
-
-    Dotfile managers symlink ~/.ssh/config; replacing the link with a file would detach
-    it from their repository, so the link stays and its target is rewritten instead.
-    """
-    if not link.is_symlink():
-        target = link
-    else:
-        target = Path(os.path.realpath(link))
-        if not target.exists():
-            raise SshConfigError(
-                f"{link} is a symlink to {target}, which does not exist: create that file "
-                "or remove the link."
-            )
-    if target.exists():
-        if not target.is_file():
-            raise SshConfigError(
-                f"{target} is not a regular file: move it away so ssh config can be written."
-            )
-        _check_writable(target, "file")
-        _check_writable(target.parent, "directory")
-    return target
 
 
 def _read_config(path: Path) -> bytes | None:
     if not path.exists():
         return None
     return wrap_os(path, "read", path.read_bytes)
-
-
-def make_private_dir(path: Path) -> None:
-    if path.is_dir():
-        return
-    if path.exists() or path.is_symlink():
-        raise SshConfigError(f"{path} is not a directory: move it away and run again.")
-    wrap_os(path, "create", lambda: path.mkdir(mode=0o700))
-    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Replace `path` with `data`, so readers see the old file or the new one, never a mix."""
-    wrap_os(path, "write", lambda: local_files.write_atomically(path, data, mode))
-
-
-@contextlib.contextmanager
-def locked(settings: BoxSettings) -> Iterator[None]:
-    """Serialise writers (two `fab` runs at once) on a lock file in ssh_dir."""
-    lock = settings.ssh_dir / LOCK_NAME
-    with contextlib.ExitStack() as stack:
-        wrap_os(lock, "open", lambda: stack.enter_context(local_files.locked(lock)))
-        yield
-
-
-def wrap_os(path: Path, verb: str, action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except OSError as exc:
-        raise SshConfigError(
-            f"Cannot {verb} {path} ({exc.strerror}): fix its permissions and run again."
-        ) from None

@@ -7,16 +7,22 @@ The box gets a new IP at every start, so its host key is pinned under its alias
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import paramiko
 from fabric import Config, Connection
 from paramiko.config import SSHConfig
 
 from remote.errors import HostKeyMismatch
+from remote.providers.base import sha256_fingerprint
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
+from remote.ssh import keys
 from remote.ssh import known_hosts as host_keys
 from remote.waiting import wait_for
+
+if TYPE_CHECKING:
+    from remote.ssh.first_contact import FirstContact
 
 # paramiko logs every refused probe with a traceback; with no handler of its own that
 # reaches stderr through logging's last resort. Failures still surface as exceptions.
@@ -27,11 +33,15 @@ SSH_PROBE_POLL_S = 2.0
 
 
 class PinnedHostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Decide on the box's host key from the project's known_hosts, by alias."""
+    """Decide on the box's host key from the project's known_hosts, by alias.
 
-    def __init__(self, settings: BoxSettings, *, trust_on_first_use: bool) -> None:
+    With nothing pinned, only `first_contact` (given while `fab box.start` waits for SSH)
+    may pin a key, and only one its evidence vouches for; without it the key is refused.
+    """
+
+    def __init__(self, settings: BoxSettings, *, first_contact: FirstContact | None) -> None:
         self.settings = settings
-        self.trust_on_first_use = trust_on_first_use
+        self.first_contact = first_contact
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
@@ -44,16 +54,16 @@ class PinnedHostKeyPolicy(paramiko.MissingHostKeyPolicy):
         if pinned:
             raise HostKeyMismatch(
                 f"{name} ({hostname}) offered a host key ({key.get_name()} "
-                f"{key.fingerprint}) other than the one pinned in "
+                f"{sha256_fingerprint(key.get_base64())}) other than the one pinned in "
                 f"{ssh.known_hosts_path(self.settings)}: if you re-created the box on "
                 "purpose run `fab box.forget-host-key`, otherwise do not connect."
             )
-        if not self.trust_on_first_use:
+        if self.first_contact is None:
             raise HostKeyMismatch(
                 f"No host key is pinned for {name} in {ssh.known_hosts_path(self.settings)}: "
-                "run `fab box.start`, which pins it on its first connection."
+                "run `fab box.start`, which pins the key its provider vouches for."
             )
-        host_keys.pin_host_key(self.settings, *offered)
+        self.first_contact.admit(self.settings, hostname, *offered)
 
 
 class _PinnedClient(paramiko.SSHClient):
@@ -105,15 +115,20 @@ def connect(
     settings: BoxSettings,
     address: str,
     *,
-    trust_on_first_use: bool,
     port: int = 22,
     connect_timeout_s: int = CONNECT_TIMEOUT_S,
+    first_contact: FirstContact | None = None,
 ) -> Connection:
     """A Fabric Connection to the box at `address` (not yet opened), with its pinned key.
 
+    Only the pinned key is trusted; with none pinned, `first_contact` decides (see
+    `remote.ssh.first_contact`), and without it the connection is refused.
+
     Only settings.key is offered (no agent, no ~/.ssh/id_*), and no ssh config file is
     read: a `Host *` block in the user's config must not change user, port, proxy or keys.
+    A key that `ssh <name>` would refuse is refused here too, with the fix.
     """
+    keys.check_private_key(settings.key)
     # An explicit, empty SSHConfig stops Fabric loading ~/.ssh/config and
     # /etc/ssh/ssh_config; the overrides beat anything in ~/.fabric.yaml.
     config = Config(
@@ -140,18 +155,26 @@ def connect(
             "banner_timeout": connect_timeout_s,
             "auth_timeout": connect_timeout_s,
         },
-        policy=PinnedHostKeyPolicy(settings, trust_on_first_use=trust_on_first_use),
+        policy=PinnedHostKeyPolicy(settings, first_contact=first_contact),
     )
 
 
-def wait_for_ssh(settings: BoxSettings, address: str, timeout_s: float, *, port: int = 22) -> None:
-    """Wait until the box accepts SSH with our key and runs `true`; pin its key if new.
+def wait_for_ssh(
+    settings: BoxSettings,
+    address: str,
+    timeout_s: float,
+    *,
+    port: int = 22,
+    first_contact: FirstContact | None = None,
+) -> None:
+    """Wait until the box accepts SSH with our key and runs `true`.
 
-    A host key mismatch is raised at once: waiting cannot fix it.
+    The host key must be the pinned one, or (nothing pinned yet) one `first_contact`
+    admits and pins. A refused host key is raised at once: waiting cannot fix it.
     """
 
     def probe() -> bool | None:
-        conn = connect(settings, address, trust_on_first_use=True, port=port)
+        conn = connect(settings, address, port=port, first_contact=first_contact)
         try:
             result = conn.run("true", hide=True, warn=True)
             return True if result.ok else None

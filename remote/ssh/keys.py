@@ -8,6 +8,8 @@ no `ssh-keygen` needed on the controller.
 from __future__ import annotations
 
 import os
+import shlex
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -25,8 +27,11 @@ def keygen(settings: BoxSettings) -> bool:
     and a missing parent directory is created 0700.
     """
     private, public = settings.key, settings.public_key
+    for path in (private, public):
+        _refuse_dangling_link(path)
     has_private, has_public = private.exists(), public.exists()
     if has_private and has_public:
+        check_private_key(private)
         return False
     if has_private or has_public:
         present, missing = (private, public) if has_private else (public, private)
@@ -70,3 +75,35 @@ def _make_parent(path: Path) -> None:
     for directory in reversed(missing):
         directory.mkdir(mode=0o700)
         os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def check_private_key(path: Path) -> None:
+    """Refuse a private key that ssh would refuse, or that is not there, before it is used.
+
+    OpenSSH ignores a key that group or others may read or write ("UNPROTECTED PRIVATE
+    KEY FILE"), so `ssh <name>` would fail with it even where paramiko would not.
+    """
+    _refuse_dangling_link(path)
+    if not path.exists():
+        raise SshConfigError(
+            f"The private key {path} does not exist: run `fab box.keygen`, or set box.key "
+            "(fabric.yaml or FABRIC_BOX_KEY) to the key the box was made with."
+        )
+    if not path.is_file():
+        raise SshConfigError(
+            f"The private key {path} is not a file: set box.key to the key file itself."
+        )
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SshConfigError(
+            f"The private key {path} is open to other users (mode {mode:04o}) and ssh "
+            f"refuses such a key: run `chmod 600 {shlex.quote(str(path))}` and run again."
+        )
+
+
+def _refuse_dangling_link(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise SshConfigError(
+            f"{path} is a symlink to {os.readlink(path)}, which does not exist: restore "
+            "that file, or remove the link, and run again."
+        )

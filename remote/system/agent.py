@@ -1,6 +1,7 @@
 """Ship the on-box agent (remote/agent/) and run its commands.
 
-The agent travels as one zip of its modules, named by the zip's content hash:
+The agent travels as one zip of its modules (and the templates it renders on the box,
+*.tmpl), named by the zip's content hash:
 /opt/mlops-box/agent/<hash>.zip. It is uploaded only when that name is absent, so a
 new version of the code is a new file and an unchanged one costs one probe. It runs as
 `python -m mlops_agent <command>` with the zip on PYTHONPATH, under `systemd-run`, so
@@ -44,7 +45,7 @@ def bundle() -> tuple[str, bytes]:
     """The agent as (path on the box, zip bytes); the name is the zip's sha256."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sorted(SOURCE_DIR.glob("*.py")):
+        for source in sorted([*SOURCE_DIR.glob("*.py"), *SOURCE_DIR.glob("*.tmpl")]):
             entry = zipfile.ZipInfo(f"{PACKAGE}/{source.name}", _EPOCH)
             entry.external_attr = 0o644 << 16
             archive.writestr(entry, source.read_bytes(), zipfile.ZIP_DEFLATED)

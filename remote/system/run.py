@@ -8,8 +8,13 @@ Commands never carry file contents or secrets (see `system.files`).
 
 from __future__ import annotations
 
+import enum
 import shlex
-from typing import Any
+import sys
+import time
+from typing import Any, TextIO
+
+from invoke.exceptions import ThreadException
 
 from remote.errors import MlopsBoxError
 
@@ -53,6 +58,51 @@ def run(
     if not result.ok:
         raise error(f"Could not {what} on the box: {tail(result)}." + (f" {hint}" if hint else ""))
     return str(result.stdout)
+
+
+class StreamEnd(enum.Enum):
+    """How `stream` ended."""
+
+    EXITED = "exited"  # the command ended by itself (see the exit status)
+    INTERRUPTED = "interrupted"  # Ctrl-C here
+    DISCONNECTED = "disconnected"  # the connection dropped
+    TIMED_OUT = "timed out"
+
+
+STREAM_POLL_S = 0.2
+
+
+def stream(
+    conn: Connection, command: str, *, timeout_s: float, out: TextIO | None = None
+) -> tuple[StreamEnd, int | None]:
+    """Run `command`, copying its output here as it comes, until it ends, Ctrl-C, a
+    dropped connection or the timeout; return how it ended and its exit status.
+
+    Ctrl-C only closes our channel (Fabric would forward it to a command without a
+    terminal by waiting forever): what the command started on the box keeps running.
+    """
+    promise = conn.run(
+        command, asynchronous=True, warn=True, out_stream=out or sys.stdout, err_stream=sys.stderr
+    )
+    end = StreamEnd.EXITED
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not promise.runner.process_is_finished:
+            if time.monotonic() >= deadline:
+                end = StreamEnd.TIMED_OUT
+                promise.runner.kill()
+                break
+            time.sleep(STREAM_POLL_S)
+    except KeyboardInterrupt:
+        end = StreamEnd.INTERRUPTED
+        promise.runner.kill()
+    try:
+        result = promise.join()
+    except (ThreadException, OSError, EOFError):
+        return (end if end is not StreamEnd.EXITED else StreamEnd.DISCONNECTED), None
+    if end is StreamEnd.EXITED and result.exited == -1:  # closed without an exit status
+        return StreamEnd.DISCONNECTED, None
+    return end, result.exited
 
 
 def tail(result: Result, lines: int = TAIL_LINES) -> str:

@@ -9,15 +9,21 @@ answers without cache headers, so pip stores nothing.) On EC2 it is a directory 
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import shlex
 from collections.abc import Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
 
+from remote.changes import Changed
+from remote.contract import ENVS_DIR
 from remote.errors import MlopsBoxError
 from remote.system.run import Connection, check, sh, sudo, tail
 
 WHEELHOUSE = "/var/cache/mlops-box-pip/wheels"
+# Written into a finished environment: its requirements, one per line.
+READY_MARKER = ".mlops-box-ready"
 PIP_TIMEOUT_S = 1800
 # pip's lines worth showing while it works (its full output is hundreds of lines).
 _PROGRESS = "'^(Collecting|Installing collected|Successfully|ERROR)'"
@@ -73,6 +79,55 @@ def pip_install(
             ) from None
         if not result.ok:
             raise error(f"pip could not install {' '.join(requirements)}: {tail(result)}.")
+
+
+def env_path(name: str, requirements: Sequence[str]) -> str:
+    """Where the environment `name` with exactly these requirements lives: one per set."""
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+    return f"{ENVS_DIR}/{name}-{key}"
+
+
+def ensure_venv(
+    conn: Connection,
+    path: str,
+    requirements: Sequence[str],
+    *,
+    say: Callable[[str], None],
+    error: type[MlopsBoxError] = PipError,
+) -> Changed:
+    """Make the virtualenv `path` with `requirements` unless it is there, finished.
+
+    It is built beside its place and renamed into it with its ready marker, so an
+    environment that exists is always whole (an interrupted or failed build leaves only
+    its own directory, removed on failure); a concurrent build of the same one is dropped.
+    """
+    changed = Changed()
+    listing = "\n".join(sorted(requirements))
+    found = check(conn, f"cat {shlex.quote(f'{path}/{READY_MARKER}')}")
+    if found.ok and found.stdout.strip() == listing:
+        return changed
+    building = f"{path}.building-{secrets.token_hex(4)}"
+    say(f"Building {path} (once): {' '.join(requirements)}")
+    made = check(conn, sudo(sh(f"install -d -m 755 {ENVS_DIR} && python3 -m venv {building}")))
+    if not made.ok:
+        raise error(f"Could not make a virtualenv on the box: {tail(made)}.")
+    try:
+        pip_install(conn, building, requirements, say=say, error=error)
+        marker = f"{building}/{READY_MARKER}"
+        # `python -m venv` scripts name the build directory; nothing runs them, only
+        # <env>/bin/python (a symlink), so the rename needs no rewriting.
+        finish = (
+            f"printf '%s' {shlex.quote(listing)} > {marker} && "
+            f"{{ mv -T {building} {path} 2>/dev/null || rm -rf {building}; }}"
+        )
+        result = check(conn, sudo(sh(finish)))
+        if not result.ok:
+            raise error(f"Could not finish {path} on the box: {tail(result)}.")
+    except BaseException:
+        check(conn, sudo(f"rm -rf {shlex.quote(building)}"))
+        raise
+    changed.add(path)
+    return changed
 
 
 class _Lines:

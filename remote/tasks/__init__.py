@@ -5,13 +5,26 @@
 """
 
 from invoke import Collection
+from invoke.exceptions import Exit
 
-from remote.settings import CONFIG_DEFAULTS
+from remote.errors import ConfigError
+from remote.settings import CONFIG_DEFAULTS, check_fabric_config
+from remote.tasks._common import PROJECT_DIR
 from remote.tasks.box import box
 from remote.tasks.deploy import deploy
 from remote.tasks.mlflow import mlflow
+from remote.tasks.monitor import monitor
+from remote.tasks.train import train
 
-ns = Collection(box, mlflow, deploy)
+# Invoke loads fabric.yaml right after importing this module and fails on a malformed one
+# with a traceback; this is the last point before that, and Invoke prints an Exit raised
+# here as one line with its exit code.
+try:
+    check_fabric_config(PROJECT_DIR)
+except ConfigError as exc:
+    raise Exit(str(exc), code=1) from None
+
+ns = Collection(box, mlflow, train, deploy, monitor)
 ns.configure({"box": CONFIG_DEFAULTS})
 
 __all__ = ["ns"]

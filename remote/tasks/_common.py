@@ -1,22 +1,27 @@
 """What every task module shares: settings, the provider, a pinned connection, one-line errors.
 
 A task is a thin adapter: it parses its arguments, calls one library function and prints
-what happened. A `MlopsBoxError` becomes its message on one line of stderr and exit 1.
+what happened. A `MlopsBoxError` becomes its message on one line of stderr and exit 1, and
+so does an argument Invoke cannot convert (declare every task with `task` from here).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from invoke.exceptions import Exit
+import fabric
+from invoke.exceptions import Exit, ParseError
+from invoke.parser import Argument
 
 from remote.errors import MlopsBoxError
 from remote.providers import Provider, get_provider
 from remote.settings import BoxSettings, load_settings
 from remote.ssh.connection import connect
+from remote.ssh.tunnel import tunnel
 
 # The repository root: fabric.yaml, Pulumi.yaml and sshconfig.template live there.
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -38,6 +43,52 @@ def user_errors(body: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class WholeNumberArgument(Argument):
+    """An int-typed task argument whose bad value is one line, not a traceback.
+
+    Invoke casts `--ssh-timeout abc` with int() while parsing and lets the ValueError
+    escape; only a ParseError is printed as one line and exit 1.
+    """
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        try:
+            super().set_value(value, cast=cast)
+        except ValueError:
+            flag = f"--{self.names[0]}"
+            raise ParseError(
+                f"{flag} is {value!r}: give a whole number, such as the default "
+                f"({flag} {self.default})."
+            ) from None
+
+
+class CheckedTask(fabric.Task):
+    """A Fabric task whose int arguments are `WholeNumberArgument`s."""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
+        return [
+            WholeNumberArgument(
+                names=arg.names,
+                kind=arg.kind,
+                default=arg.default,
+                help=arg.help,
+                positional=arg.positional,
+                optional=arg.optional,
+                incrementable=arg.incrementable,
+                attr_name=arg.attr_name,
+            )
+            if arg.kind is int and not arg.incrementable
+            else arg
+            for arg in arguments
+        ]
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """Fabric's `@task`, making `CheckedTask`s: use it for every task."""
+    kwargs.setdefault("klass", CheckedTask)
+    return fabric.task(*args, **kwargs)
+
+
 def settings_of(c: Any) -> BoxSettings:
     """The box settings from Fabric's `box` config section (fabric.yaml, FABRIC_BOX_*)."""
     return load_settings(c.config.box, project_dir=PROJECT_DIR)
@@ -55,4 +106,31 @@ def say(text: str) -> None:
 def box_connection(settings: BoxSettings, provider: Provider) -> Any:
     """A Connection to the running box (at the address its provider gives now) that trusts
     only its pinned host key."""
-    return connect(settings, provider.address(), trust_on_first_use=False)
+    return connect(settings, provider.address())
+
+
+def hold_tunnel(
+    settings: BoxSettings,
+    provider: Provider,
+    *,
+    local_port: int,
+    remote_port: int,
+    health_path: str,
+    what: str,
+    hint: str,
+    ready: Callable[[str], str],
+) -> None:
+    """Tunnel 127.0.0.1:`local_port` to `remote_port` on the box until Ctrl-C; say
+    `ready(url)` once `health_path` answers through it."""
+    try:
+        with (
+            box_connection(settings, provider) as conn,
+            tunnel(
+                conn, local_port, remote_port, health_path=health_path, what=what, hint=hint
+            ) as url,
+        ):
+            say(ready(url))
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        say("Tunnel closed")

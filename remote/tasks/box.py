@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote.box_status import format_status
+from remote.contract import KEEPALIVE_FILE
 from remote.errors import ConfigError, ProviderError
+from remote.monitor import idle
 from remote.providers.base import DEFAULT_ECHO_URL, START_TIMEOUT_S, STOP_TIMEOUT_S, State
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
 from remote.ssh import known_hosts as host_keys
-from remote.ssh.connection import wait_for_ssh
+from remote.ssh.first_contact import pin_known_keys, wait_and_pin
 from remote.system.bootstrap import bootstrap as bootstrap_box
-from remote.tasks._common import box_connection, box_of, say, settings_of, user_errors
+from remote.tasks._common import box_connection, box_of, say, settings_of, task, user_errors
 
 # After the box runs, sshd needs cloud-init (first boot) or a service start to answer.
 SSH_TIMEOUT_S = 300
 
 
 def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
+    """Write the entry and the Include (checked by `ssh.preflight` before anything else)."""
     changed = ssh.write_entry(settings, address)
     included = ssh.ensure_include(settings)
     path = ssh.entry_path(settings)
@@ -33,20 +36,28 @@ def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
         say(f"ssh entry {path} already points at {address}")
     if included:
         say(f"Added `{ssh.include_line(settings)}` at the top of {ssh.config_path(settings)}")
+    for warning in ssh.shadowing_warnings(settings):
+        print(warning, file=sys.stderr, flush=True)
 
 
 @task(
     help={
         "ssh_timeout": f"Seconds to wait for SSH to answer after the start (default "
-        f"{SSH_TIMEOUT_S}; 0: do not wait).",
+        f"{SSH_TIMEOUT_S}; 0: do not wait), and for the provider to vouch for its host key.",
+        "trust_first_key": "If the provider vouches for no host key (an EC2 console without "
+        "cloud-init's fingerprints), pin the first key the box offers, with a warning.",
     }
 )
 @user_errors
-def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S) -> None:
+def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S, trust_first_key: bool = False) -> None:
     """Start the box, point `ssh <name>` at its new address, wait for SSH."""
     if ssh_timeout < 0:
         raise ConfigError(f"--ssh-timeout is {ssh_timeout}: give seconds, or 0 not to wait.")
     settings, provider = box_of(c)
+    # Everything the steps after the (billed) start need is checked before it.
+    ssh.preflight(settings)
+    if ssh_timeout > 0 or settings.key.exists() or settings.key.is_symlink():
+        keys.check_private_key(settings.key)  # the entry names it, even if we do not wait
     box = provider.start(START_TIMEOUT_S)
     if box.address is None:  # start() promises an address; say so rather than write None
         raise ProviderError(f"Box {settings.name} ({box.box_id}) started without an address.")
@@ -56,7 +67,7 @@ def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S) -> None:
     if ssh_timeout == 0:
         say(f"Not waiting for SSH: `ssh {settings.name}` works once the box's sshd is up.")
         return
-    wait_for_ssh(settings, box.address, ssh_timeout)
+    wait_and_pin(settings, provider, box.address, ssh_timeout, trust_first_key=trust_first_key)
     say(f"Ready: ssh {settings.name}")
 
 
@@ -76,9 +87,37 @@ def stop(c: Any) -> None:
 @task
 @user_errors
 def status(c: Any) -> None:
-    """Show the box's state, id, type, address and uptime."""
+    """Show the box's state, id, type, address, uptime, and its idle auto-stop."""
     settings, provider = box_of(c)
-    say(format_status(settings, provider.state()))
+    box = provider.state()
+    say(format_status(settings, box, extra=idle.box_rows(settings, box)))
+
+
+@task(
+    help={
+        "idle_minutes": f"Power the box off after this many idle minutes (1 to "
+        f"{idle.MAX_IDLE_MINUTES}); busy: SSH connections, training jobs, deploys, router "
+        f"requests, the keep-alive file {KEEPALIVE_FILE}.",
+        "off": "Turn the auto-stop off (the timer is disabled, the setting says off).",
+        "ignore_serving": "Requests to the router do not keep the box up.",
+    }
+)
+@user_errors
+def autostop(
+    c: Any, idle_minutes: str = "", off: bool = False, ignore_serving: bool = False
+) -> None:
+    """Let the box power itself off after N idle minutes (decided on the box), or --off."""
+    request = idle.parse_request(idle_minutes, off, ignore_serving)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        changed = idle.apply(conn, request)
+    say(f"Auto-stop on {settings.name}: {request.describe()}")
+    say(f"Changed: {changed}" if changed else "Nothing changed")
+    if request.idle_minutes is not None:
+        say(
+            "Checked on the box every minute. In use: SSH connections (tunnels too), training "
+            f"jobs, deploys, router requests, and `sudo touch -d '+3 hours' {KEEPALIVE_FILE}`."
+        )
 
 
 @task(name="ssh-config")
@@ -86,6 +125,7 @@ def status(c: Any) -> None:
 def ssh_config(c: Any) -> None:
     """Point `ssh <name>` at the running box's current address, without starting it."""
     settings, provider = box_of(c)
+    ssh.preflight(settings)
     box = provider.state()
     if box.state is not State.RUNNING or box.address is None:
         raise Exit(
@@ -130,7 +170,10 @@ def forget_host_key(c: Any) -> None:
     """Forget the box's pinned host key (after re-creating the box on purpose)."""
     settings = settings_of(c)
     if host_keys.forget_host_key(settings):
-        say(f"Forgot the host key of {settings.name}; the next `fab box.start` pins the new one")
+        say(
+            f"Forgot the host key of {settings.name}; the next `fab box.start` pins the one "
+            "its provider vouches for"
+        )
     else:
         say(f"No host key was pinned for {settings.name}")
 
@@ -143,6 +186,10 @@ def create(c: Any) -> None:
     changed = provider.create()
     for what in changed.changes:
         say(f"Created {what}")
+    # The project made the box's host keys itself: pin them now, not at first contact.
+    evidence = provider.host_key_evidence(0)
+    if pin_known_keys(settings, evidence):
+        say(f"Pinned the host keys of {settings.name} from {evidence.source}")
     if changed:
         say("Start it with `fab box.start`")
     else:
@@ -182,6 +229,7 @@ box = Collection(
     start,
     stop,
     status,
+    autostop,
     ssh_config,
     allow_my_ip_task,
     keygen,

@@ -1,16 +1,134 @@
-"""`fab deploy.*`: what serves on the box, and the TLS front door that exposes it."""
+"""`fab deploy.*`: models served on the box behind the nginx router, blue-green, rollback,
+and the TLS front door that exposes them."""
 
 from __future__ import annotations
 
+import datetime
+import getpass
+import socket
 from typing import Any
 
-from fabric import task
 from invoke import Collection
 
+from remote import contract
+from remote.deploy import apply
+from remote.deploy import status as deploy_status
 from remote.deploy.expose import close_front_door, open_front_door
 from remote.deploy.front_door import PORT, parse_cidr
+from remote.deploy.plan import (
+    DEFAULT_BAKE_S,
+    DEFAULT_MAX_ERROR_RATE,
+    DEFAULT_TERMINATION_WAIT_S,
+    BlueGreenPlan,
+    RollbackPlan,
+)
 from remote.errors import ConfigError
-from remote.tasks._common import box_connection, box_of, say, user_errors
+from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
+
+
+def _by() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@task(
+    name="blue-green",
+    help={
+        "model": "The model: models:/<name>@<alias>, models:/<name>/<version>, "
+        "runs:/<run id>/model (resolved by the box's MLflow).",
+        "bake": f"Seconds to watch the new slot's error rate after the switch "
+        f"(default {DEFAULT_BAKE_S:.0f}).",
+        "termination_wait": f"Seconds the old slot stays warm for an instant rollback "
+        f"(default {DEFAULT_TERMINATION_WAIT_S:.0f}).",
+        "max_error_rate": f"Error share (4xx and 5xx) that fails the bake "
+        f"(default {DEFAULT_MAX_ERROR_RATE}).",
+    },
+)
+@user_errors
+def blue_green(
+    c: Any,
+    model: str = "",
+    bake: float = DEFAULT_BAKE_S,
+    termination_wait: float = DEFAULT_TERMINATION_WAIT_S,
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+) -> None:
+    """Deploy a model blue-green: warm it up, switch in one reload, bake, roll back if bad."""
+    plan = BlueGreenPlan(model, bake, termination_wait, max_error_rate)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = apply.blue_green(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
+@task(help={"termination_wait": "Seconds the rolled-back slot stays warm (default 600)."})
+@user_errors
+def rollback(c: Any, termination_wait: float = DEFAULT_TERMINATION_WAIT_S) -> None:
+    """Go back to the previous model (one reload while its slot is still warm)."""
+    plan = RollbackPlan(termination_wait)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = apply.rollback(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
+@task(help={"watch": "Follow a running deploy until it ends (reattaches after a drop)."})
+@user_errors
+def status(c: Any, watch: bool = False) -> None:
+    """Show what serves where: the router, the live and previous model, each slot."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        answer = deploy_status.read_status(conn)
+        transition = answer["state"].get("transition")
+        if watch and transition and transition.get("phase") == "preparing":
+            say(
+                f"Revision {transition['revision']} is being prepared by {transition['by']} "
+                "(the model fetched, its environment built); it switches on the box after."
+            )
+        elif watch and transition and answer.get("transition_alive"):
+            say(f"Following revision {transition['revision']} ({transition['kind']})")
+            entry = deploy_status.follow(conn, int(transition["revision"]), say=say)
+            say(deploy_status.outcome_sentence(entry))
+            answer = deploy_status.read_status(conn)
+    now = datetime.datetime.now(datetime.UTC)
+    say(deploy_status.describe_status(answer, settings.name, now))
+
+
+@task
+@user_errors
+def history(c: Any) -> None:
+    """List every deploy, rollback and stop on the box, with its outcome."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        state = deploy_status.read_state(conn) or {}
+    say(deploy_status.describe_history(state.get("history", [])))
+
+
+@task(help={"port": f"Local port of the tunnel (default {contract.ROUTER_PORT})."})
+@user_errors
+def tunnel(c: Any, port: int = contract.ROUTER_PORT) -> None:
+    """Tunnel http://127.0.0.1:<port> to the box's model router until Ctrl-C."""
+    settings, provider = box_of(c)
+    hold_tunnel(
+        settings,
+        provider,
+        local_port=port,
+        remote_port=contract.ROUTER_PORT,
+        health_path="/__mlops/health",
+        what="the model router",
+        hint="Is a model deployed? See `fab deploy.status`.",
+        ready=lambda url: (
+            f"Model router: {url}/invocations (tunnel to {settings.name}; Ctrl-C to close)"
+        ),
+    )
+
+
+@task
+@user_errors
+def stop(c: Any) -> None:
+    """Stop serving: the router and every model slot (`deploy.rollback` brings it back)."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        answer = apply.stop(conn, by=_by())
+    say(f"Stopped serving on {settings.name} (was: {answer['was']}); revision {answer['revision']}")
 
 
 @task(
@@ -43,4 +161,4 @@ def expose(c: Any, cidr: str = "", off: bool = False) -> None:
         say(line)
 
 
-deploy = Collection("deploy", expose)
+deploy = Collection("deploy", blue_green, rollback, status, history, tunnel, stop, expose)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from fabric import task
 from invoke import Collection
 
 from remote.deploy.expose import current_cidr, open_front_door
@@ -16,8 +14,7 @@ from remote.mlflow.backup import backup as backup_db
 from remote.mlflow.install import install_on_box
 from remote.mlflow.spec import DEFAULT_PORT, controller_version
 from remote.mlflow.status import status as read_status
-from remote.ssh.tunnel import tunnel
-from remote.tasks._common import box_connection, box_of, say, user_errors
+from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
 
 
 @task(
@@ -72,23 +69,16 @@ def status(c: Any) -> None:
 def ui(c: Any, port: int = DEFAULT_PORT) -> None:
     """Tunnel http://127.0.0.1:<port> to MLflow on the box until Ctrl-C."""
     settings, provider = box_of(c)
-    try:
-        with (
-            box_connection(settings, provider) as conn,
-            tunnel(
-                conn,
-                port,
-                DEFAULT_PORT,
-                health_path="/health",
-                what="MLflow",
-                hint="Is MLflow running? See `fab mlflow.status`, or `fab mlflow.install`.",
-            ) as url,
-        ):
-            say(f"MLflow UI: {url} (tunnel to {settings.name}; Ctrl-C to close)")
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        say("Tunnel closed")
+    hold_tunnel(
+        settings,
+        provider,
+        local_port=port,
+        remote_port=DEFAULT_PORT,
+        health_path="/health",
+        what="MLflow",
+        hint="Is MLflow running? See `fab mlflow.status`, or `fab mlflow.install`.",
+        ready=lambda url: f"MLflow UI: {url} (tunnel to {settings.name}; Ctrl-C to close)",
+    )
 
 
 @task(help={"dest": "Directory on this machine for the copy (default: the current one)."})

@@ -30,7 +30,8 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings, load_settings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
-from remote.ssh.connection import connect, wait_for_ssh
+from remote.ssh.connection import connect
+from remote.ssh.first_contact import wait_and_pin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_SUBNET = "10.214.0.0/16"
@@ -129,6 +130,6 @@ def box_conn(local_settings: BoxSettings, running_box: RunningBox) -> Iterator[A
     address = running_box.state.address
     assert address is not None
     ssh.update(local_settings, address)
-    wait_for_ssh(local_settings, address, 60)
-    with connect(local_settings, address, trust_on_first_use=False) as conn:
+    wait_and_pin(local_settings, running_box.provider, address, 60)
+    with connect(local_settings, address) as conn:
         yield conn

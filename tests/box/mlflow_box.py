@@ -19,7 +19,8 @@ from typing import Any
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
-from remote.ssh.connection import connect, wait_for_ssh
+from remote.ssh.connection import connect
+from remote.ssh.first_contact import wait_and_pin
 from tests.box.conftest import REPO_ROOT, START_TIMEOUT_S
 
 FAB = str(Path(sys.executable).with_name("fab"))
@@ -46,9 +47,9 @@ class MlflowBox:
             if self.conn is not None:
                 self.conn.close()
             ssh.update(self.settings, state.address)
-            wait_for_ssh(self.settings, state.address, 60)
+            wait_and_pin(self.settings, self.provider, state.address, 60)
             self.address = state.address
-            self.conn = connect(self.settings, state.address, trust_on_first_use=False)
+            self.conn = connect(self.settings, state.address)
 
     def sh(self, command: str) -> str:
         return str(self.conn.run(command, hide=True).stdout)
@@ -86,10 +87,12 @@ class MlflowBox:
             "FABRIC_BOX_LOCAL_CACHE": str(s.local.cache),
         }
 
-    def fab(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def fab(
+        self, *args: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [FAB, "-r", str(REPO_ROOT), *args],
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=900,

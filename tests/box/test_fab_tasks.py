@@ -20,6 +20,7 @@ import pytest
 
 from remote.settings import BoxSettings, load_settings
 from remote.ssh import config_entry as ssh
+from remote.ssh import known_hosts as host_keys
 from remote.ssh.connection import connect
 from tests.box.conftest import REPO_ROOT, find_leftovers
 
@@ -64,6 +65,17 @@ class FabBox:
             timeout=60,
             stdin=subprocess.DEVNULL,
         )
+
+    def rootfs(self) -> Path:
+        return self.settings.local.root / self.settings.name / "rootfs"
+
+    def rootfs_host_keys(self) -> list[tuple[str, str]]:
+        """The public host keys `box.create` made in the box's tree, read on this machine."""
+        found = []
+        for pub in sorted((self.rootfs() / "etc/ssh").glob("ssh_host_*_key.pub")):
+            key_type, blob = pub.read_text().split()[:2]
+            found.append((key_type, blob))
+        return sorted(found)
 
     def entry_address(self) -> str:
         match = re.search(r"^\s*HostName (\S+)$", ssh.entry_path(self.settings).read_text(), re.M)
@@ -111,8 +123,15 @@ def test_create_makes_the_key_and_the_box(fab_box: FabBox) -> None:
     result = fab_box.fab("box.create")
     assert "Created the local box" in result.stdout
     assert fab_box.settings.key.stat().st_mode & 0o777 == 0o600
+    # The project made the box's host keys: they are pinned now, before any connection.
+    assert f"Pinned the host keys of {fab_box.settings.name}" in result.stdout
+    made = fab_box.rootfs_host_keys()
+    assert {key_type for key_type, _ in made} >= {"ssh-ed25519", "ssh-rsa"}
+    assert sorted(host_keys.pinned_keys(fab_box.settings)) == made
     again = fab_box.fab("box.create")
     assert "already exists" in again.stdout
+    assert "Pinned" not in again.stdout
+    assert sorted(host_keys.pinned_keys(fab_box.settings)) == made
 
 
 def test_start_leaves_a_working_pinned_ssh_entry(fab_box: FabBox) -> None:
@@ -125,10 +144,12 @@ def test_start_leaves_a_working_pinned_ssh_entry(fab_box: FabBox) -> None:
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == fab_box.settings.name
     # The project's own Fabric connection, which refuses anything but the pinned key.
-    with connect(fab_box.settings, address, trust_on_first_use=False) as conn:
+    with connect(fab_box.settings, address) as conn:
         assert conn.run("sudo -n id -u", hide=True).stdout.strip() == "0"
     status = fab_box.fab("box.status")
     assert "running" in status.stdout and address in status.stdout
+    # The start trusted what create pinned and pinned nothing else.
+    assert sorted(host_keys.pinned_keys(fab_box.settings)) == fab_box.rootfs_host_keys()
 
 
 def test_stop_then_start_moves_the_entry_to_the_new_address(fab_box: FabBox) -> None:
@@ -164,6 +185,51 @@ def test_a_changed_host_key_is_refused_until_forgotten(fab_box: FabBox) -> None:
     # Re-created on purpose: forget, and the next start pins the new key.
     fab_box.fab("box.forget-host-key")
     fab_box.fab("box.start")
+    assert fab_box.ssh("true").returncode == 0
+
+
+IMPOSTOR_KEY = "etc/ssh/impostor_ed25519_key"
+IMPOSTOR_DROP_IN = "etc/ssh/sshd_config.d/05-impostor.conf"
+
+
+def test_a_key_outside_the_box_tree_is_refused_pinned_or_not(fab_box: FabBox) -> None:
+    # The box's sshd is made to offer a key that is not one of the box's host keys (as
+    # anything else answering at its address would): written into the tree while it is
+    # stopped, from this machine, as root.
+    fab_box.fab("box.stop")
+    rootfs = fab_box.rootfs()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(rootfs / IMPOSTOR_KEY)],
+        check=True,
+    )
+    (rootfs / IMPOSTOR_DROP_IN).write_text(f"HostKey /{IMPOSTOR_KEY}\n")
+    known_hosts = ssh.known_hosts_path(fab_box.settings)
+    try:
+        # Pinned: the swapped key is refused by the pin.
+        pinned = known_hosts.read_bytes()
+        swapped = fab_box.fab("box.start", check=False)
+        assert swapped.returncode == 1
+        assert "Traceback" not in swapped.stderr
+        assert "other than the one pinned" in swapped.stderr.strip().splitlines()[-1]
+        assert known_hosts.read_bytes() == pinned
+
+        # Nothing pinned: the box's tree does not list that key, so it is not pinned.
+        fab_box.fab("box.forget-host-key")
+        unvouched = fab_box.fab("box.start", check=False)
+        assert unvouched.returncode == 1
+        assert "Traceback" not in unvouched.stderr
+        last = unvouched.stderr.strip().splitlines()[-1]
+        assert f"that the local box's tree {rootfs} does not list" in last
+        assert host_keys.pinned_keys(fab_box.settings) == []
+    finally:
+        fab_box.fab("box.stop")
+        (rootfs / IMPOSTOR_DROP_IN).unlink()
+        (rootfs / IMPOSTOR_KEY).unlink()
+        (rootfs / f"{IMPOSTOR_KEY}.pub").unlink()
+    # Its own keys again: the start pins the one it offers, from the tree.
+    fab_box.fab("box.start")
+    pinned_now = host_keys.pinned_keys(fab_box.settings)
+    assert len(pinned_now) == 1 and pinned_now[0] in fab_box.rootfs_host_keys()
     assert fab_box.ssh("true").returncode == 0
 
 

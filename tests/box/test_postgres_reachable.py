@@ -21,6 +21,7 @@ from remote.mlflow.store import CANDIDATE_ENV_FILE, PostgresStore, check_store
 from remote.mlflow.store import check_store_in as check_postgres
 from remote.settings import BoxSettings
 from remote.ssh.connection import connect
+from remote.ssh.first_contact import wait_and_pin
 from remote.system import files
 from remote.system.files import RemoteFile
 from tests.box import postgres
@@ -42,7 +43,9 @@ BOX_PACKAGES = "python3-sqlalchemy python3-psycopg2"
 
 @pytest.fixture
 def box(running_box: RunningBox, local_settings: BoxSettings) -> Iterator[Connection]:
-    conn = connect(local_settings, running_box.state.address or "", trust_on_first_use=True)
+    address = running_box.state.address or ""
+    wait_and_pin(local_settings, running_box.provider, address, 60)
+    conn = connect(local_settings, address)
     probe = conn.run(f"{BOX_PYTHON} -c 'import sqlalchemy, psycopg2'", hide=True, warn=True)
     if not probe.ok:
         conn.run(

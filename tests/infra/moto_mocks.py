@@ -5,6 +5,10 @@ them: every `new_resource` is carried out against moto with boto3, as the provid
 against AWS, and answers with moto's ids and attributes; every invoke is answered from
 moto's state. Tests then assert against moto with boto3, not only against Pulumi inputs.
 A resource type without a handler fails loudly, so new infrastructure needs a handler here.
+
+The mocks never supply a value the program should have set: an optional field the program
+left out is left out of the boto3 call too, so the service's default applies. Where moto's
+default differs from real AWS's, the handler applies AWS's, with the reference beside it.
 """
 
 from __future__ import annotations
@@ -30,8 +34,19 @@ class Declared:
 
 
 def _physical(name: str, prefix: str | None = None) -> str:
-    """Pulumi's auto-naming: the logical name (or prefix) plus a random suffix."""
-    return f"{prefix}{secrets.token_hex(4)}" if prefix else f"{name}-{secrets.token_hex(4)}"
+    """A physical name as the engine and provider make it, of the same length, so that
+    moto's length checks see what AWS would: a `*_prefix` gets a 26-character unique
+    suffix (the provider's), a logical name `-` and 7 random hex digits (Pulumi's)."""
+    return f"{prefix}{secrets.token_hex(13)}" if prefix else f"{name}-{secrets.token_hex(4)[:7]}"
+
+
+def _given(inputs: dict[str, Any], fields: dict[str, tuple[str, Callable[[Any], Any]]]) -> State:
+    """boto3 arguments for the fields the program set, converted, and for no others."""
+    return {
+        api: convert(inputs[key])
+        for key, (api, convert) in fields.items()
+        if inputs.get(key) is not None
+    }
 
 
 def _tags(inputs: dict[str, Any]) -> list[dict[str, str]]:
@@ -195,11 +210,26 @@ class MotoMocks(pulumi.runtime.Mocks):
     def _instance(self, name: str, inputs: dict[str, Any]) -> tuple[str, State]:
         if not inputs.get("associatePublicIpAddress"):
             raise ValueError("the box needs a public address to be reachable over SSH")
-        root = inputs.get("rootBlockDevice", {})
-        metadata = inputs.get("metadataOptions", {})
+        root = inputs.get("rootBlockDevice") or {}
         tag_specs = _tag_spec("instance", inputs)
         if root.get("tags"):
             tag_specs += [{"ResourceType": "volume", "Tags": _tags(root)}]
+        # moto's defaults for unset metadata options and shutdown behaviour are AWS's for an
+        # EBS-backed image without ImdsSupport v2.0 (EC2 API Reference, RunInstances:
+        # InstanceMetadataOptionsRequest; InstanceInitiatedShutdownBehavior "Default: stop").
+        shutdown = "instanceInitiatedShutdownBehavior"
+        optional = _given(inputs, {shutdown: (shutdown[0].upper() + shutdown[1:], str)})
+        metadata = _given(
+            inputs.get("metadataOptions") or {},
+            {
+                "httpTokens": ("HttpTokens", str),
+                "httpEndpoint": ("HttpEndpoint", str),
+                "httpPutResponseHopLimit": ("HttpPutResponseHopLimit", int),
+                "instanceMetadataTags": ("InstanceMetadataTags", str),
+            },
+        )
+        if metadata:
+            optional["MetadataOptions"] = metadata
         instance = self.ec2.run_instances(
             ImageId=inputs["ami"],
             InstanceType=inputs["instanceType"],
@@ -211,27 +241,9 @@ class MotoMocks(pulumi.runtime.Mocks):
             SubnetId=inputs["subnetId"],
             SecurityGroupIds=inputs["vpcSecurityGroupIds"],
             IamInstanceProfile={"Name": inputs["iamInstanceProfile"]},
-            MetadataOptions={
-                "HttpTokens": metadata.get("httpTokens", "optional"),
-                "HttpEndpoint": metadata.get("httpEndpoint", "enabled"),
-                "HttpPutResponseHopLimit": int(metadata.get("httpPutResponseHopLimit", 1)),
-                "InstanceMetadataTags": metadata.get("instanceMetadataTags", "disabled"),
-            },
-            BlockDeviceMappings=[
-                {
-                    "DeviceName": "/dev/sda1",
-                    "Ebs": {
-                        "VolumeSize": int(root.get("volumeSize", 8)),
-                        "VolumeType": root.get("volumeType", "gp2"),
-                        "Encrypted": bool(root.get("encrypted", False)),
-                        "DeleteOnTermination": bool(root.get("deleteOnTermination", True)),
-                    },
-                }
-            ],
-            InstanceInitiatedShutdownBehavior=inputs.get(
-                "instanceInitiatedShutdownBehavior", "stop"
-            ),
+            BlockDeviceMappings=[self._root_device(inputs["ami"], root)],
             TagSpecifications=tag_specs,
+            **optional,
         )["Instances"][0]
         return instance["InstanceId"], {
             "arn": f"arn:aws:ec2:{self.region}::instance/{instance['InstanceId']}",
@@ -240,9 +252,33 @@ class MotoMocks(pulumi.runtime.Mocks):
             "privateIp": instance.get("PrivateIpAddress", ""),
         }
 
+    def _root_device(self, image_id: str, root: dict[str, Any]) -> dict[str, Any]:
+        """The root volume's mapping: the fields the program set, the others from the
+        image's own mapping, as AWS fills them in (EC2 User Guide, "Block device mappings":
+        a launch mapping overrides the AMI's for the fields it gives). moto would instead
+        put its fixed defaults (gp2, not deleted on termination) in their place."""
+        (image,) = self.ec2.describe_images(ImageIds=[image_id])["Images"]
+        device = image["RootDeviceName"]
+        from_image = next(
+            m.get("Ebs", {}) for m in image["BlockDeviceMappings"] if m["DeviceName"] == device
+        )
+        keep = ("VolumeSize", "VolumeType", "DeleteOnTermination", "Encrypted")
+        ebs = {key: value for key, value in from_image.items() if key in keep}
+        ebs |= _given(
+            root,
+            {
+                "volumeSize": ("VolumeSize", int),
+                "volumeType": ("VolumeType", str),
+                "encrypted": ("Encrypted", bool),
+                "deleteOnTermination": ("DeleteOnTermination", bool),
+            },
+        )
+        return {"DeviceName": device, "Ebs": ebs}
+
     def _eip(self, name: str, inputs: dict[str, Any]) -> tuple[str, State]:
         address = self.ec2.allocate_address(
-            Domain=inputs.get("domain", "vpc"), TagSpecifications=_tag_spec("elastic-ip", inputs)
+            TagSpecifications=_tag_spec("elastic-ip", inputs),
+            **_given(inputs, {"domain": ("Domain", str)}),
         )
         if inputs.get("instance"):
             self.ec2.associate_address(
@@ -265,7 +301,8 @@ class MotoMocks(pulumi.runtime.Mocks):
 
     def _public_access_block(self, name: str, inputs: dict[str, Any]) -> tuple[str, State]:
         keys = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-        config = {key: bool(inputs.get(key[0].lower() + key[1:], False)) for key in keys}
+        # A field left out of the call is off, in AWS and in moto alike.
+        config = _given(inputs, {key[0].lower() + key[1:]: (key, bool) for key in keys})
         self.s3.put_public_access_block(
             Bucket=inputs["bucket"], PublicAccessBlockConfiguration=config
         )
@@ -281,7 +318,7 @@ class MotoMocks(pulumi.runtime.Mocks):
             rules.append(
                 {
                     "ApplyServerSideEncryptionByDefault": by_default,
-                    "BucketKeyEnabled": bool(rule.get("bucketKeyEnabled", False)),
+                    **_given(rule, {"bucketKeyEnabled": ("BucketKeyEnabled", bool)}),
                 }
             )
         self.s3.put_bucket_encryption(
@@ -314,8 +351,8 @@ class MotoMocks(pulumi.runtime.Mocks):
         role = self.iam.create_role(
             RoleName=role_name,
             AssumeRolePolicyDocument=inputs["assumeRolePolicy"],
-            Description=inputs.get("description", ""),
             Tags=_tags(inputs),
+            **_given(inputs, {"description": ("Description", str)}),
         )["Role"]
         return role_name, {"name": role_name, "arn": role["Arn"], "uniqueId": role["RoleId"]}
 
@@ -352,26 +389,47 @@ class MotoMocks(pulumi.runtime.Mocks):
         if inputs.get("password"):
             raise ValueError("the mocks refuse a literal master password: use the managed one")
         identifier = inputs.get("identifier") or _physical(name, inputs.get("identifierPrefix"))
+        # For the other unset fields moto's defaults are AWS's (RDS API Reference,
+        # CreateDBInstance): not encrypted, backups kept 1 day, no deletion protection, tags
+        # not copied to snapshots, minor upgrades on, the engine's port. The engine version
+        # is the exception: AWS picks a current one, moto an old one; neither is the 16 asked.
+        optional = _given(
+            inputs,
+            {
+                "engineVersion": ("EngineVersion", str),
+                "storageType": ("StorageType", str),
+                "storageEncrypted": ("StorageEncrypted", bool),
+                "manageMasterUserPassword": ("ManageMasterUserPassword", bool),
+                "port": ("Port", int),
+                "publiclyAccessible": ("PubliclyAccessible", bool),
+                "backupRetentionPeriod": ("BackupRetentionPeriod", int),
+                "copyTagsToSnapshot": ("CopyTagsToSnapshot", bool),
+                "autoMinorVersionUpgrade": ("AutoMinorVersionUpgrade", bool),
+                "deletionProtection": ("DeletionProtection", bool),
+            },
+        )
+        # CreateDBInstance, StorageType: "Default: io1, if the Iops parameter is specified.
+        # Otherwise, gp3." moto's is gp2.
+        optional.setdefault("StorageType", "io1" if inputs.get("iops") else "gp3")
+        # CreateDBInstance, PubliclyAccessible: "If DBSubnetGroup is specified,
+        # PubliclyAccessible defaults to false unless the value of DBSubnetGroup is default, in
+        # which case PubliclyAccessible defaults to true" (true without a group, non-Aurora).
+        # moto leaves it unset. The program's own group makes AWS's default private, so the
+        # policy tests also check that the program says so itself.
+        optional.setdefault(
+            "PubliclyAccessible", inputs.get("dbSubnetGroupName", "default") == "default"
+        )
         db = self.rds.create_db_instance(
             DBInstanceIdentifier=identifier,
             Engine=inputs["engine"],
-            EngineVersion=inputs.get("engineVersion", ""),
             DBInstanceClass=inputs["instanceClass"],
             AllocatedStorage=int(inputs["allocatedStorage"]),
-            StorageType=inputs.get("storageType", "gp2"),
-            StorageEncrypted=bool(inputs.get("storageEncrypted", False)),
             DBName=inputs["dbName"],
             MasterUsername=inputs["username"],
-            ManageMasterUserPassword=bool(inputs.get("manageMasterUserPassword", False)),
-            Port=int(inputs.get("port", 5432)),
-            PubliclyAccessible=bool(inputs.get("publiclyAccessible", False)),
             DBSubnetGroupName=inputs["dbSubnetGroupName"],
             VpcSecurityGroupIds=inputs["vpcSecurityGroupIds"],
-            BackupRetentionPeriod=int(inputs.get("backupRetentionPeriod", 0)),
-            CopyTagsToSnapshot=bool(inputs.get("copyTagsToSnapshot", False)),
-            AutoMinorVersionUpgrade=bool(inputs.get("autoMinorVersionUpgrade", True)),
-            DeletionProtection=bool(inputs.get("deletionProtection", False)),
             Tags=_tags(inputs),
+            **optional,
         )["DBInstance"]
         endpoint = db.get("Endpoint", {})
         secret = db.get("MasterUserSecret", {})

@@ -112,24 +112,46 @@ def test_the_box_can_reach_out(deploy: Deploy) -> None:
 
 
 def test_instance_requires_imdsv2_and_stops_on_shutdown(deploy: Deploy) -> None:
-    deploy()
+    deployment = deploy()
     instance = box_instance()
     options = instance["MetadataOptions"]
     assert options["HttpTokens"] == "required"
     assert options["HttpPutResponseHopLimit"] == 1
+    assert options["InstanceMetadataTags"] == "enabled"
     behaviour = ec2().describe_instance_attribute(
         InstanceId=instance["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
     )
     assert behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
     assert instance["InstanceType"] == "t3.xlarge"
+    # AWS's defaults give "stop" and a hop limit of 1 today, but they depend on the image
+    # (instance-store images terminate; ImdsSupport v2.0 images get a hop limit of 2), so
+    # the program must state them rather than inherit them.
+    (declared,) = deployment.declared("aws:ec2/instance:Instance")
+    assert declared.inputs["instanceInitiatedShutdownBehavior"] == "stop"
+    assert declared.inputs["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpTokens": "required",
+        "httpPutResponseHopLimit": 1,
+        "instanceMetadataTags": "enabled",
+    }
 
 
 def test_root_volume_is_encrypted_gp3_of_the_configured_size(deploy: Deploy) -> None:
-    deploy(volumeSizeGb=50)
+    deployment = deploy(volumeSizeGb=50)
     instance = box_instance()
     (mapping,) = instance["BlockDeviceMappings"]
+    assert mapping["Ebs"]["DeleteOnTermination"] is True
     volume = ec2().describe_volumes(VolumeIds=[mapping["Ebs"]["VolumeId"]])["Volumes"][0]
     assert (volume["Encrypted"], volume["VolumeType"], volume["Size"]) == (True, "gp3", 50)
+    # Canonical's gp3 images already map a gp3 root volume deleted with the instance; the
+    # program states both so that another image (the `ami` setting) cannot change them.
+    (declared,) = deployment.declared("aws:ec2/instance:Instance")
+    root = declared.inputs["rootBlockDevice"]
+    assert (root["volumeType"], root["encrypted"], root["deleteOnTermination"]) == (
+        "gp3",
+        True,
+        True,
+    )
 
 
 def test_image_is_canonicals_newest_ubuntu_2404_amd64(deploy: Deploy) -> None:

@@ -30,15 +30,23 @@ def test_sqlite_backend_creates_no_database_resources(deploy: Deploy) -> None:
 
 
 def test_rds_backend_is_private_encrypted_backed_up_and_protected(deploy: Deploy) -> None:
-    deploy(mlflowBackend="rds")
+    deployment = deploy(mlflowBackend="rds")
     db = the_db()
     assert db["Engine"] == "postgres"
+    assert db["EngineVersion"].split(".")[0] == "16"
     assert (db["DBName"], db["MasterUsername"]) == ("mlflow", "mlflow")
     assert db["PubliclyAccessible"] is False
     assert db["StorageEncrypted"] is True
     assert db["BackupRetentionPeriod"] == 7
     assert db["DeletionProtection"] is True
+    assert db["CopyTagsToSnapshot"] is True
     assert len(db["DBSubnetGroup"]["Subnets"]) >= 2
+    # With its own subnet group the database is private by AWS's default too, and minor
+    # (security) upgrades are on by default; the program states both so that no default
+    # is relied on.
+    (declared,) = deployment.declared("aws:rds/instance:Instance")
+    assert declared.inputs["publiclyAccessible"] is False
+    assert declared.inputs["autoMinorVersionUpgrade"] is True
 
 
 def test_deletion_protection_is_configurable(deploy: Deploy) -> None:

@@ -23,6 +23,11 @@ from moto import mock_aws
 
 from remote.settings import BoxSettings, load_settings
 
+# The `fab` subprocess fixtures, for the modules that run the real CLI.
+from tests.remote.fab_cli import box, fab_env, fab_ssh_dir, home, project, server_ec2
+
+__all__ = ["box", "fab_env", "fab_ssh_dir", "home", "project", "server_ec2"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 STACK = "test"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import os
 import sqlite3
 import subprocess
@@ -18,10 +17,21 @@ from pathlib import Path
 import pytest
 
 from remote.system import agent
+from tests.remote.agent_runs import run_bundle
 
 # What the agent may import inside a function: the packages of the on-box environment
-# that runs that command (the MLflow server's venv). Nothing else outside the stdlib.
-ON_BOX_ENVIRONMENT = {"sqlalchemy", "mlflow"}
+# that runs that command (the MLflow server's venv; the monitor's, remote/monitor/env.py;
+# a model's venv, whose MLflow brings uvicorn). Nothing else outside the stdlib.
+ON_BOX_ENVIRONMENT = {
+    "sqlalchemy",
+    "mlflow",
+    "numpy",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "yaml",
+    "uvicorn",
+}
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
@@ -64,31 +74,13 @@ def test_the_bundle_is_named_by_its_content_and_the_same_every_time() -> None:
     assert path == f"/opt/mlops-box/agent/{hashlib.sha256(data).hexdigest()[:20]}.zip"
 
 
-def _run_bundle(tmp_path: Path, *args: str) -> tuple[int, dict[str, object]]:
-    zipped = tmp_path / "agent.zip"
-    zipped.write_bytes(agent.bundle()[1])
-    # As on the box: only the zip on the path (cwd is not the repository), no env leaks.
-    proc = subprocess.run(
-        [sys.executable, "-m", agent.PACKAGE, *args],
-        cwd=tmp_path,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(zipped)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return proc.returncode, json.loads(lines[0])
-
-
 def test_the_bundle_runs_from_the_zip_and_answers_in_json(tmp_path: Path) -> None:
     source = tmp_path / "source.db"
     with sqlite3.connect(source) as db:
         db.execute("create table runs (id text)")
         db.execute("insert into runs values ('r1')")
 
-    status, answer = _run_bundle(tmp_path, "sqlite-backup", str(source), str(tmp_path / "c.db"))
+    status, answer, _ = run_bundle(tmp_path, "sqlite-backup", str(source), str(tmp_path / "c.db"))
 
     assert (status, answer["ok"]) == (0, True)
     with sqlite3.connect(tmp_path / "c.db") as copy:
@@ -96,7 +88,7 @@ def test_the_bundle_runs_from_the_zip_and_answers_in_json(tmp_path: Path) -> Non
 
 
 def test_front_door_cert_runs_from_the_zip_with_this_machines_openssl(tmp_path: Path) -> None:
-    status, answer = _run_bundle(tmp_path, "front-door-cert", "--dir", str(tmp_path / "tls"))
+    status, answer, _ = run_bundle(tmp_path, "front-door-cert", "--dir", str(tmp_path / "tls"))
 
     assert (status, answer["ok"]) == (0, True), answer
     assert answer["changed"] == ["CA", "server key", "certificate"]
@@ -105,7 +97,7 @@ def test_front_door_cert_runs_from_the_zip_with_this_machines_openssl(tmp_path: 
 
 
 def test_a_failure_is_one_json_line_with_its_kind_and_exit_1(tmp_path: Path) -> None:
-    status, answer = _run_bundle(tmp_path, "sqlite-backup", str(tmp_path / "no.db"), "x.db")
+    status, answer, _ = run_bundle(tmp_path, "sqlite-backup", str(tmp_path / "no.db"), "x.db")
 
     assert status == 1
     assert answer == {

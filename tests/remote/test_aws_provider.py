@@ -228,11 +228,11 @@ def test_status_shows_state_id_type_address_and_uptime(
 
     text = format_status(settings, state, now=launched + timedelta(hours=2, minutes=13))
 
-    assert "state:    running" in text
-    assert f"id:       {seeded_box.instance_id}" in text
-    assert "type:     t3.xlarge" in text
-    assert f"address:  {state.address}" in text
-    assert "uptime:   2h 13m" in text
+    assert "state:     running" in text
+    assert f"id:        {seeded_box.instance_id}" in text
+    assert "type:      t3.xlarge" in text
+    assert f"address:   {state.address}" in text
+    assert "uptime:    2h 13m" in text
 
 
 @pytest.mark.parametrize(
@@ -258,5 +258,5 @@ def test_status_of_a_stopped_box_has_no_address_or_uptime(settings: BoxSettings)
         now=datetime(2025, 1, 1, tzinfo=UTC),
     )
 
-    assert "state:    stopped" in text
-    assert "address:  -" in text and "uptime:   -" in text
+    assert "state:     stopped" in text
+    assert "address:   -" in text and "uptime:    -" in text

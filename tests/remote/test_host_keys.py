@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,17 +13,16 @@ import pytest
 from paramiko.hostkeys import HostKeys
 
 from remote.errors import HostKeyMismatch, WaitTimeout
+from remote.providers.base import HostKeyEvidence
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.ssh import known_hosts as host_keys
 from remote.ssh.connection import connect, wait_for_ssh
+from remote.ssh.first_contact import FirstContact, pin_known_keys
 from remote.ssh.keys import keygen
 from tests.remote.factories import NAME
 from tests.remote.factories import settings_in as make_settings
-
-SSHD = "/usr/sbin/sshd"
-LISTEN_LOCAL = ("-o", "ListenAddress=127.0.0.1")
-
+from tests.remote.sshd import Sshd, fingerprint_line, free_port, public_key_of, running_sshd
 
 # --- the known_hosts file ----------------------------------------------------------
 
@@ -61,127 +58,101 @@ def test_forget_host_key_drops_only_the_alias(tmp_path: Path) -> None:
     assert host_keys.forget_host_key(settings) is False
 
 
+def test_pin_known_keys_pins_exact_keys_once(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.ssh_dir.mkdir(parents=True)
+    made = frozenset({("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIMade"), ("ssh-rsa", "AAAAB3Made")})
+    tree = HostKeyEvidence("the box's tree", keys=made)
+
+    # Fingerprints name keys but are not keys: nothing to pin without a connection.
+    fingerprints = HostKeyEvidence("a console", fingerprints=frozenset({"SHA256:" + "A" * 43}))
+    assert pin_known_keys(settings, fingerprints) is False
+    assert host_keys.pinned_keys(settings) == []
+
+    assert pin_known_keys(settings, tree) is True
+    assert sorted(host_keys.pinned_keys(settings)) == sorted(made)
+
+    # A key already pinned (from this box or an earlier one) is left for start to judge.
+    other = HostKeyEvidence("another tree", keys=frozenset({("ssh-ed25519", "AAAAother")}))
+    assert pin_known_keys(settings, other) is False
+    assert sorted(host_keys.pinned_keys(settings)) == sorted(made)
+
+
 # --- a real sshd -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def host_key(directory: Path, name: str) -> Path:
-    path = directory / name
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True
-    )
-    return path
-
-
-class Sshd:
-    """A throwaway sshd on 127.0.0.1 trusting one client key; restartable with another host key."""
-
-    def __init__(self, workdir: Path, authorized_key: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.authorized_keys = workdir / "authorized_keys"
-        shutil.copy(authorized_key, self.authorized_keys)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, key: Path) -> None:
-        config = self.workdir / "sshd_config"
-        config.write_text(
-            f"HostKey {key}\n"
-            f"PidFile {self.workdir / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {self.authorized_keys}\n"
-            # The tmp directories are not root-owned 0755 all the way up.
-            "StrictModes no\n"
-            "UsePAM no\n"
-            "PasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\n"
-            "PermitRootLogin prohibit-password\n"
-        )
-        log = (self.workdir / "sshd.log").open("ab")
-        self.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config), "-p", str(self.port), *LISTEN_LOCAL],
-            stdout=log,
-            stderr=log,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited: {(self.workdir / 'sshd.log').read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    if sock.recv(8).startswith(b"SSH-"):
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("sshd did not start listening within 10s")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def restart(self, key: Path) -> None:
-        self.stop()
-        self.start(key)
 
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[tuple[BoxSettings, Sshd, Path]]:
     """Settings, a running sshd with host key A, and host key B to swap in."""
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
-        pytest.skip("needs openssh-server (apt-get install -y openssh-server)")
-    if os.geteuid() != 0:
-        pytest.skip("sshd must run as root to log a user in")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     settings = make_settings(tmp_path, user=pwd.getpwuid(os.getuid()).pw_name)
-    settings.ssh_dir.mkdir(parents=True, mode=0o700)
-    keygen(settings)
-    workdir = tmp_path / "sshd"
-    workdir.mkdir()
-    key_a, key_b = host_key(workdir, "host_a"), host_key(workdir, "host_b")
-    server = Sshd(workdir, settings.public_key)
-    server.start(key_a)
-    try:
+    with running_sshd(settings, tmp_path / "sshd") as (server, _, key_b):
         yield settings, server, key_b
-    finally:
-        server.stop()
 
 
-def public_key_of(private: Path) -> tuple[str, str]:
-    key_type, blob = Path(f"{private}.pub").read_text().split()[:2]
-    return key_type, blob
+def vouching_for(*private_keys: Path) -> FirstContact:
+    """What a provider that made these host keys itself would say (the local box does)."""
+    keys = frozenset(map(public_key_of, private_keys))
+    return FirstContact(HostKeyEvidence("the test's own key files", keys=keys))
 
 
-def test_first_connection_pins_the_key_and_runs_commands(
+def key_a(server: Sshd) -> Path:
+    return server.workdir / "host_a"
+
+
+def test_first_connection_pins_a_vouched_key_and_runs_commands(
     box: tuple[BoxSettings, Sshd, Path],
 ) -> None:
     settings, server, _ = box
+    first = vouching_for(key_a(server))
 
-    with connect(settings, "127.0.0.1", trust_on_first_use=True, port=server.port) as conn:
+    with connect(settings, "127.0.0.1", port=server.port, first_contact=first) as conn:
         assert conn.run("echo hi", hide=True, in_stream=False).stdout == "hi\n"
 
     pinned = host_keys.pinned_keys(settings)
-    assert pinned == [public_key_of(server.workdir / "host_a")]
+    assert pinned == [public_key_of(key_a(server))]
     assert ssh.known_hosts_path(settings).stat().st_mode & 0o777 == 0o600
-    # Once pinned, a connection without trust-on-first-use is accepted too.
-    with connect(settings, "127.0.0.1", trust_on_first_use=False, port=server.port) as conn:
+    # Once pinned, a connection that may not pin anything is accepted too.
+    with connect(settings, "127.0.0.1", port=server.port) as conn:
         assert conn.run("echo again", hide=True, in_stream=False).stdout == "again\n"
     assert host_keys.pinned_keys(settings) == pinned
 
 
+def test_a_first_key_the_evidence_does_not_list_is_refused_and_not_pinned(
+    box: tuple[BoxSettings, Sshd, Path],
+) -> None:
+    settings, server, key_b = box  # the sshd offers key A; only B is vouched for
+
+    conn = connect(settings, "127.0.0.1", port=server.port, first_contact=vouching_for(key_b))
+    with pytest.raises(HostKeyMismatch, match="that the test's own key files does not list"):
+        conn.open()
+    assert not ssh.known_hosts_path(settings).exists()
+
+
+def test_a_first_key_listed_by_its_ssh_keygen_fingerprint_is_pinned(
+    box: tuple[BoxSettings, Sshd, Path],
+) -> None:
+    settings, server, _ = box
+    # The fingerprint as OpenSSH's own ssh-keygen prints it (what cloud-init shows).
+    fingerprint = fingerprint_line(key_a(server)).split()[1]
+    first = FirstContact(HostKeyEvidence("a console", fingerprints=frozenset({fingerprint})))
+
+    wait_for_ssh(settings, "127.0.0.1", 20, port=server.port, first_contact=first)
+
+    assert host_keys.pinned_keys(settings) == [public_key_of(key_a(server))]
+
+
 def test_swapped_host_key_is_refused(box: tuple[BoxSettings, Sshd, Path]) -> None:
     settings, server, key_b = box
-    wait_for_ssh(settings, "127.0.0.1", 20, port=server.port)
+    wait_for_ssh(
+        settings, "127.0.0.1", 20, port=server.port, first_contact=vouching_for(key_a(server))
+    )
     pinned_file = ssh.known_hosts_path(settings).read_bytes()
 
     server.restart(key_b)
 
-    conn = connect(settings, "127.0.0.1", trust_on_first_use=True, port=server.port)
+    # Even evidence for B does not replace a pinned key: only forgetting it does.
+    first = vouching_for(key_b)
+    conn = connect(settings, "127.0.0.1", port=server.port, first_contact=first)
     with pytest.raises(HostKeyMismatch, match=r"`fab box\.forget-host-key`") as info:
         conn.run("echo hi", hide=True, in_stream=False)
     assert "\n" not in str(info.value)
@@ -189,14 +160,15 @@ def test_swapped_host_key_is_refused(box: tuple[BoxSettings, Sshd, Path]) -> Non
 
     # Re-created on purpose: forgetting the key lets the next start pin the new one.
     assert host_keys.forget_host_key(settings) is True
-    with connect(settings, "127.0.0.1", trust_on_first_use=True, port=server.port) as conn:
+    with connect(settings, "127.0.0.1", port=server.port, first_contact=first) as conn:
         assert conn.run("echo hi", hide=True, in_stream=False).stdout == "hi\n"
     assert host_keys.pinned_keys(settings) == [public_key_of(key_b)]
 
 
 def test_the_policy_decides_again_on_reconnect(box: tuple[BoxSettings, Sshd, Path]) -> None:
     settings, server, key_b = box
-    conn = connect(settings, "127.0.0.1", trust_on_first_use=True, port=server.port)
+    first = vouching_for(key_a(server))
+    conn = connect(settings, "127.0.0.1", port=server.port, first_contact=first)
     assert conn.run("echo hi", hide=True, in_stream=False).ok
     conn.close()
 
@@ -206,19 +178,21 @@ def test_the_policy_decides_again_on_reconnect(box: tuple[BoxSettings, Sshd, Pat
         conn.run("echo hi", hide=True, in_stream=False)
 
 
-def test_no_pinned_key_without_trust_on_first_use_is_refused(
+def test_no_pinned_key_without_first_contact_is_refused(
     box: tuple[BoxSettings, Sshd, Path],
 ) -> None:
     settings, server, _ = box
 
     with pytest.raises(HostKeyMismatch, match="No host key is pinned"):
-        connect(settings, "127.0.0.1", trust_on_first_use=False, port=server.port).open()
+        connect(settings, "127.0.0.1", port=server.port).open()
     assert host_keys.pinned_keys(settings) == []
 
 
 def test_wait_for_ssh_does_not_retry_a_mismatch(box: tuple[BoxSettings, Sshd, Path]) -> None:
     settings, server, key_b = box
-    wait_for_ssh(settings, "127.0.0.1", 20, port=server.port)
+    wait_for_ssh(
+        settings, "127.0.0.1", 20, port=server.port, first_contact=vouching_for(key_a(server))
+    )
     server.restart(key_b)
 
     started = time.monotonic()
@@ -255,7 +229,9 @@ def test_openssh_uses_the_pinned_key_and_refuses_a_swapped_one(
 ) -> None:
     settings, server, key_b = box
     ssh.update(settings, "127.0.0.1")
-    wait_for_ssh(settings, "127.0.0.1", 20, port=server.port)
+    wait_for_ssh(
+        settings, "127.0.0.1", 20, port=server.port, first_contact=vouching_for(key_a(server))
+    )
 
     accepted = run_ssh(settings, server.port)
     assert accepted.returncode == 0, accepted.stderr

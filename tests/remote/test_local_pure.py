@@ -7,6 +7,7 @@ import ipaddress
 import os
 import random
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -223,6 +224,35 @@ def test_create_with_half_a_key_pair_says_how_to_mend_it_and_makes_nothing(
 def test_a_box_never_created_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(BoxNotFound, match=r"fab box\.create"):
         _settings(tmp_path).state()
+
+
+def test_host_key_evidence_is_the_exact_keys_in_the_box_tree(tmp_path: Path) -> None:
+    provider = _settings(tmp_path)
+    ssh_dir = provider.rootfs / "etc/ssh"
+    ssh_dir.mkdir(parents=True)
+    for key_type in ("ed25519", "rsa"):
+        path = ssh_dir / f"ssh_host_{key_type}_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
+    # Not sshd's host key paths: not evidence.
+    (ssh_dir / "ssh_host_ed25519_key.pub.bak").write_text("ssh-ed25519 AAAAold root@x\n")
+    (ssh_dir / "impostor_key.pub").write_text("ssh-ed25519 AAAAimpostor root@x\n")
+
+    evidence = provider.host_key_evidence(0)
+
+    made = {tuple(p.read_text().split()[:2]) for p in sorted(ssh_dir.glob("ssh_host_*_key.pub"))}
+    assert evidence.keys == made and len(made) == 2
+    assert evidence.source == f"the local box's tree {provider.rootfs}"
+    assert not evidence.fingerprints
+
+
+def test_a_box_tree_without_host_keys_vouches_for_none(tmp_path: Path) -> None:
+    provider = _settings(tmp_path)
+    (provider.rootfs / "etc").mkdir(parents=True)
+
+    evidence = provider.host_key_evidence(0)
+
+    assert not evidence
+    assert "fab box.create" in evidence.note
 
 
 def test_ssh_banner_reads_the_identification_line() -> None:

@@ -2,95 +2,22 @@
 
 This is the whole controller path a user runs: Fabric's config loading (fabric.yaml and
 FABRIC_BOX_* variables), the tasks, the provider over HTTP with AWS_ENDPOINT_URL, and the
-ssh entry written to a temporary ssh dir.
+ssh entry written to a temporary ssh dir. The fixtures are in fab_cli.py.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FAB = Path(sys.executable).parent / "fab"
-REGION = "eu-west-1"
-STACK = "ci"
-NAME = "mlops-ci"
-FAB_TIMEOUT_S = 120
+from tests.remote.fab_cli import NAME, STACK, fab
 
 Describe = Callable[[Any, str], dict[str, Any]]
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def fab_ssh_dir(home: Path) -> Path:
-    return home / "box-ssh"
-
-
-@pytest.fixture
-def fab_env(moto_server: str, home: Path, fab_ssh_dir: Path) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "FABRIC_", "INVOKE_"))
-    }
-    env.update(
-        HOME=str(home),
-        AWS_ENDPOINT_URL=moto_server,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=str(home / "no-aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(home / "no-aws-credentials"),
-        FABRIC_BOX_PROVIDER="aws",
-        FABRIC_BOX_STACK=STACK,
-        FABRIC_BOX_NAME=NAME,
-        # Both set explicitly: `~` means the password database's home, not $HOME.
-        FABRIC_BOX_SSH_DIR=str(fab_ssh_dir),
-        FABRIC_BOX_KEY=str(home / "keys" / NAME),
-    )
-    return env
-
-
-@pytest.fixture
-def server_ec2(moto_server: str) -> Any:
-    """A client of the moto server, to seed and inspect what `fab` acts on."""
-    return boto3.client(
-        "ec2",
-        endpoint_url=moto_server,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture
-def box(server_ec2: Any, seed: Callable[..., Any]) -> Any:
-    return seed(server_ec2, name=NAME, stack=STACK)
-
-
-def fab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(FAB), "-r", str(REPO_ROOT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=FAB_TIMEOUT_S,
-        check=False,
-    )
 
 
 def test_fab_lists_the_box_tasks_with_their_summaries(fab_env: dict[str, str]) -> None:
@@ -134,10 +61,10 @@ def test_start_status_stop_round_trip(
     status = fab(fab_env, "box.status")
 
     assert status.returncode == 0, status.stderr
-    assert "state:    running" in status.stdout
-    assert f"id:       {box.instance_id}" in status.stdout
-    assert "type:     t3.xlarge" in status.stdout
-    assert f"address:  {new_ip}" in status.stdout
+    assert "state:     running" in status.stdout
+    assert f"id:        {box.instance_id}" in status.stdout
+    assert "type:      t3.xlarge" in status.stdout
+    assert f"address:   {new_ip}" in status.stdout
     assert "uptime:" in status.stdout
 
     stopped = fab(fab_env, "box.stop")
@@ -200,8 +127,9 @@ def test_no_box_is_one_line_on_stderr_and_exit_1(
 ) -> None:
     seed(server_ec2, name=NAME, stack="someone-elses")
 
-    for task in ("box.status", "box.start"):
-        result = fab(fab_env, task)
+    # --ssh-timeout 0: the key (absent here) is checked first when start waits for SSH.
+    for task in (["box.status"], ["box.start", "--ssh-timeout", "0"]):
+        result = fab(fab_env, *task)
 
         assert result.returncode == 1, task
         lines = result.stderr.strip().splitlines()
@@ -216,16 +144,16 @@ def test_no_box_is_one_line_on_stderr_and_exit_1(
 def test_allow_my_ip_narrows_ssh_and_warns_about_drift(
     fab_env: dict[str, str], server_ec2: Any, box: Any
 ) -> None:
-    result = fab(fab_env, "box.allow-my-ip", "--ip", "203.0.113.9")
+    result = fab(fab_env, "box.allow-my-ip", "--ip", "81.2.69.142")
 
     assert result.returncode == 0, result.stderr
-    assert "now allowed from 203.0.113.9/32 only" in result.stdout
+    assert "now allowed from 81.2.69.142/32 only" in result.stdout
     assert "next `pulumi up` resets" in result.stdout
     rules = server_ec2.describe_security_group_rules(
         Filters=[{"Name": "group-id", "Values": [box.group_id]}]
     )["SecurityGroupRules"]
     assert [r["CidrIpv4"] for r in rules if not r["IsEgress"] and r["FromPort"] == 22] == [
-        "203.0.113.9/32"
+        "81.2.69.142/32"
     ]
 
 
@@ -235,3 +163,45 @@ def test_create_on_aws_points_at_pulumi(fab_env: dict[str, str]) -> None:
     assert result.returncode == 1
     assert "run `pulumi up` on stack ci" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_start_refuses_to_pin_a_key_the_console_does_not_vouch_for(
+    fab_env: dict[str, str], server_ec2: Any, box: Any, fab_ssh_dir: Path
+) -> None:
+    # moto's console output is a kernel log without cloud-init's fingerprint block, so
+    # nothing vouches for the key of whatever answers at the instance's address.
+    assert fab(fab_env, "box.keygen").returncode == 0  # start checks the key before waiting
+    result = fab(fab_env, "box.start", "--ssh-timeout", "2")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"The console output of {box.instance_id} vouched for no SSH host key of {NAME}"
+    )
+    assert last.endswith("run `fab box.start --trust-first-key` to pin the first key it offers.")
+    assert "Waiting for the SSH host key fingerprints" in result.stderr
+    assert not (fab_ssh_dir / "mlops-box" / "known_hosts").exists()
+
+
+def test_start_help_explains_trust_first_key(fab_env: dict[str, str]) -> None:
+    result = fab(fab_env, "--help", "box.start")
+
+    assert result.returncode == 0, result.stderr
+    assert "--trust-first-key" in result.stdout
+    assert "pin the first key the box offers" in " ".join(result.stdout.split())
+
+
+def test_start_with_trust_first_key_skips_the_console_wait_and_tries_ssh(
+    fab_env: dict[str, str], server_ec2: Any, box: Any, fab_ssh_dir: Path
+) -> None:
+    # The opt-in reaches the library: the console is looked at once, not waited for, and
+    # the start goes on to SSH (nothing answers at moto's made-up address, so it times out).
+    assert fab(fab_env, "box.keygen").returncode == 0  # start checks the key before waiting
+    result = fab(fab_env, "box.start", "--trust-first-key", "--ssh-timeout", "2")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Waiting for the SSH host key fingerprints" not in result.stderr
+    assert f"waiting for SSH on {NAME}" in result.stderr.strip().splitlines()[-1]
+    assert not (fab_ssh_dir / "mlops-box" / "known_hosts").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -11,8 +12,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from botocore.exceptions import WaiterError
 
 from remote.changes import Changed
-from remote.errors import ConfigError, ProviderError
+from remote.errors import ConfigError, ProviderError, WaitTimeout
 from remote.providers.aws import front_door_rule, security_group, stack
+from remote.providers.aws.console import (
+    BEGIN_FINGERPRINTS,
+    ConsoleFingerprints,
+    console_text,
+    parse_host_key_fingerprints,
+)
 from remote.providers.aws.instances import (
     box_state,
     find_instance,
@@ -20,8 +27,16 @@ from remote.providers.aws.instances import (
     state_of,
 )
 from remote.providers.aws.session import aws_errors, ec2_client
-from remote.providers.base import AccessChange, AccessCheck, BoxState, Database, State
+from remote.providers.base import (
+    AccessChange,
+    AccessCheck,
+    BoxState,
+    Database,
+    HostKeyEvidence,
+    State,
+)
 from remote.settings import BoxSettings
+from remote.waiting import wait_for
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -29,6 +44,8 @@ if TYPE_CHECKING:
 # How often the botocore waiters poll DescribeInstances (at most; short waits poll about
 # ten times); the waiter's MaxAttempts is the timeout divided by the delay.
 WAITER_DELAY_S = 5
+# GetConsoleOutput is a rate-limited API, and the console changes slowly.
+CONSOLE_POLL_S = 10.0
 
 
 class AwsProvider:
@@ -121,6 +138,37 @@ class AwsProvider:
             f"The AWS box is removed by Pulumi: run `pulumi destroy` on stack "
             f"{self.settings.stack}."
         )
+
+    def host_key_evidence(self, timeout_s: float) -> HostKeyEvidence:
+        """The SHA256 fingerprints cloud-init printed on the instance's console."""
+        instance_id = find_instance(self.ec2, self.settings)["InstanceId"]
+        source = f"the console output of {instance_id}"
+        seen = [ConsoleFingerprints(frozenset(), complete=False)]
+
+        def probe() -> ConsoleFingerprints | None:
+            seen[0] = parse_host_key_fingerprints(console_text(self.ec2, instance_id))
+            return seen[0] if seen[0].complete else None
+
+        # Out of time, a block without its END line still lists keys the instance printed;
+        # no block at all is an empty record, which the caller refuses.
+        with contextlib.suppress(WaitTimeout):
+            wait_for(
+                probe,
+                what=f"the SSH host key fingerprints in {source}",
+                timeout_s=timeout_s,
+                poll_s=CONSOLE_POLL_S,
+                out=self._out,
+            )
+        if seen[0].complete:
+            # Older images print MD5 fingerprints only, which are no evidence.
+            note = "(its fingerprint block lists no SHA256 fingerprint)"
+        else:
+            note = (
+                f"(no {BEGIN_FINGERPRINTS} block within {timeout_s:.0f}s: cloud-init prints "
+                "it at the instance's first boot only, and EC2 keeps a boot's console output "
+                "for an hour at least, not for ever)"
+            )
+        return HostKeyEvidence(source, fingerprints=seen[0].fingerprints, note=note)
 
     def allow_ssh_from(self, ip: str | None, echo_url: str) -> AccessChange:
         access = security_group.allow_my_ip(self.settings, ip, echo_url, ec2=self.ec2)

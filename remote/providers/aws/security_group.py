@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from remote.contract import PROJECT, TAG_PROJECT, TAG_STACK
+from remote.contract import PROJECT, SSH_PORT, TAG_PROJECT, TAG_STACK
 from remote.errors import ProviderError, PublicAddressError
 from remote.providers.aws.instances import find_instance
 from remote.providers.aws.session import aws_errors, ec2_client
@@ -26,13 +26,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import SecurityGroupRuleTypeDef, SecurityGroupTypeDef
 
-SSH_PORT = 22
 ECHO_TIMEOUT_S = 10
 # An echo service answers with one address; anything longer is not one.
 ECHO_MAX_BYTES = 100
 RULE_DESCRIPTION = "SSH from this machine (fab box.allow-my-ip)"
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# What to do about a bad address, whichever source gave it.
+PASS_IP = f"pass this machine's public address with --ip, e.g. --ip $(curl -s {DEFAULT_ECHO_URL})."
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,11 @@ def allow_my_ip(
 ) -> SshAccess:
     """Make the box's SSH rules exactly this machine's address (/32 or /128).
 
-    The address is `ip` if given (any valid address, on purpose: a VPN's private one is
-    fine), else what `echo_url` answers (which must be a public address). The new rule is
-    added before the old ones go, so a failure half-way never locks SSH out completely.
+    The address is `ip` if given, else what `echo_url` answers; either must be a global
+    unicast address, checked before any AWS call: the group admits traffic from the
+    internet, so a private, loopback, multicast or unspecified address would only lock
+    SSH out. The new rule is added before the old ones go, so a failure half-way never
+    locks SSH out completely.
     """
     address = parse_address(ip, source="--ip") if ip else fetch_public_ip(echo_url)
     client = ec2 if ec2 is not None else ec2_client(settings)
@@ -128,8 +131,9 @@ def allow_my_ip(
     )
 
 
-def parse_address(text: str, *, source: str, require_global: bool = False) -> IpAddress:
-    """Parse one IP address (a /32 or /128 suffix is accepted), naming `source` if bad."""
+def parse_address(text: str, *, source: str) -> IpAddress:
+    """Parse one global unicast IP address (a /32 or /128 suffix is accepted), naming
+    `source` if bad."""
     value = text.strip()
     try:
         network = ipaddress.ip_network(value, strict=True)
@@ -137,16 +141,34 @@ def parse_address(text: str, *, source: str, require_global: bool = False) -> Ip
         network = None
     if network is None or network.num_addresses != 1:
         raise PublicAddressError(
-            f"{source} gave {value[:60]!r}, which is not one IP address: "
-            "pass this machine's public address with --ip, e.g. --ip 203.0.113.7."
+            f"{source} gave {value[:60]!r}, which is not one IP address: {PASS_IP}"
         )
     address = network.network_address
-    if require_global and not address.is_global:
+    kind = not_public(address)
+    if kind:
+        said = "is" if source == "--ip" else "answered"
         raise PublicAddressError(
-            f"{source} answered {address}, which is not a public address: pass this "
-            "machine's public address with --ip."
+            f"{source} {said} {value}, which is not a public address ({kind}): {PASS_IP}"
         )
     return address
+
+
+def not_public(address: IpAddress) -> str | None:
+    """Why `address` cannot be a machine's address on the internet; None if it can be.
+
+    `is_global` alone admits multicast (224.0.0.1 is "global") and IPv4-mapped IPv6.
+    """
+    for kind, test in (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("multicast", address.is_multicast),
+        ("link-local", address.is_link_local),
+        ("reserved", address.is_reserved),
+        ("private or special-purpose", not address.is_global),
+    ):
+        if test:
+            return kind
+    return None
 
 
 def fetch_public_ip(echo_url: str, timeout_s: float = ECHO_TIMEOUT_S) -> IpAddress:
@@ -165,7 +187,7 @@ def fetch_public_ip(echo_url: str, timeout_s: float = ECHO_TIMEOUT_S) -> IpAddre
     text = body.decode("utf-8", errors="replace")
     if len(body) > ECHO_MAX_BYTES:
         text = text[:ECHO_MAX_BYTES]
-    return parse_address(text, source=echo_url, require_global=True)
+    return parse_address(text, source=echo_url)
 
 
 def box_security_group(ec2: EC2Client, settings: BoxSettings) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.parsers import ResponseParserError
 
 from remote.errors import ConfigError, ProviderError
 from remote.settings import BoxSettings
@@ -76,3 +77,11 @@ def aws_errors(action: str) -> Iterator[None]:
         raise ProviderError(f"Cannot {action}: AWS said {code}: {message}") from None
     except BotoCoreError as exc:
         raise ProviderError(f"Cannot {action}: {exc}") from None
+    except ResponseParserError:
+        # Not a BotoCoreError: an HTML error page (a proxy, a captive portal, a wrong
+        # AWS_ENDPOINT_URL) that botocore cannot parse. Its text would only be markup.
+        raise ProviderError(
+            f"Cannot {action}: the AWS endpoint answered with something other than an AWS "
+            "response (an HTML error page?): check AWS_ENDPOINT_URL, any proxy and the "
+            "network, then run again."
+        ) from None

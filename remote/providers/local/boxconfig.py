@@ -26,6 +26,8 @@ BOX_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 BOX_EXTRA_CA_DIR = "usr/local/share/ca-certificates/mlops-box"
 SUDOERS_FILE = "etc/sudoers.d/90-mlops-box"
 SSHD_DROP_IN = "etc/ssh/sshd_config.d/10-mlops-box.conf"
+# Where `ssh-keygen -A` writes the box's host keys (sshd's default HostKey paths).
+HOST_KEY_DIR = "etc/ssh"
 # The host configures the box's interface from outside (see netns): networkd must not.
 MASKED_UNITS = (
     "systemd-networkd.service",
@@ -97,7 +99,7 @@ def configure(rootfs: Path, box: BoxIdentity) -> bool:
     changed |= write(rootfs, "etc/hosts", render_hosts(box.name))
     if not _read(rootfs, "etc/machine-id").strip():
         changed |= write(rootfs, "etc/machine-id", uuid.uuid4().hex + "\n", mode=0o444)
-    if not (rootfs / "etc/ssh/ssh_host_ed25519_key").exists():
+    if not (rootfs / HOST_KEY_DIR / "ssh_host_ed25519_key").exists():
         # Fresh host keys per box: the cache never holds any.
         _chroot(rootfs, ["ssh-keygen", "-A"])
         changed = True
@@ -115,6 +117,17 @@ def configure(rootfs: Path, box: BoxIdentity) -> bool:
     key_text = box.public_key.strip() + "\n"
     changed |= write(rootfs, f"{ssh_dir}/authorized_keys", key_text, mode=0o600, uid=uid, gid=gid)
     return changed
+
+
+def host_public_keys(rootfs: Path) -> frozenset[tuple[str, str]]:
+    """The (type, base64) public host keys `ssh-keygen -A` made in the box's tree."""
+    directory = _inside(rootfs, HOST_KEY_DIR + "/x").parent
+    found = set()
+    for path in sorted(directory.glob("ssh_host_*_key.pub")):
+        fields = _read(rootfs, f"{HOST_KEY_DIR}/{path.name}").split()
+        if len(fields) >= 2:
+            found.add((fields[0], fields[1]))
+    return frozenset(found)
 
 
 def write(

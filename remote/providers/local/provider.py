@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from remote.changes import Changed
+from remote.contract import SSH_PORT
 from remote.errors import (
     BoxNotFound,
     ConfigError,
@@ -29,7 +31,14 @@ from remote.errors import (
     WaitTimeout,
 )
 from remote.local_files import locked, write_atomically
-from remote.providers.base import AccessChange, AccessCheck, BoxState, Database, State
+from remote.providers.base import (
+    AccessChange,
+    AccessCheck,
+    BoxState,
+    Database,
+    HostKeyEvidence,
+    State,
+)
 from remote.providers.local import boxconfig, netns, nspawn, rootfs
 from remote.providers.local.run import require_host
 from remote.settings import BoxSettings
@@ -37,7 +46,6 @@ from remote.ssh import keys
 from remote.waiting import wait_for
 
 INSTANCE_TYPE = "systemd-nspawn"
-SSH_PORT = 22
 SSH_PROBE_TIMEOUT_S = 2.0
 
 
@@ -152,6 +160,8 @@ class LocalProvider:
         record = self._read_run()
         pid = record.get("pid")
         if not isinstance(pid, int) or not nspawn.is_running(pid, self.name):
+            if record:
+                self._clean_up_after_poweroff()
             return BoxState(State.STOPPED, self.name, instance_type=INSTANCE_TYPE)
         state = State.STOPPING if record.get("phase") == "stopping" else State.RUNNING
         return BoxState(
@@ -171,6 +181,16 @@ class LocalProvider:
         return current.address
 
     # -- the verbs a cloud needs ----------------------------------------------------------
+
+    def host_key_evidence(self, timeout_s: float) -> HostKeyEvidence:
+        """The exact host keys in the box's tree, made by `box.create` (no wait needed)."""
+        self._require_box()
+        return HostKeyEvidence(
+            f"the local box's tree {self.rootfs}",
+            keys=boxconfig.host_public_keys(self.rootfs),
+            note="(it has no /etc/ssh/ssh_host_*_key.pub: run `fab box.destroy` and "
+            "`fab box.create`)",
+        )
 
     def allow_ssh_from(self, ip: str | None, echo_url: str) -> AccessChange:
         raise ConfigError(
@@ -223,6 +243,21 @@ class LocalProvider:
         nspawn.kill_box_processes(netns.NETNS_DIR / netns.netns_name(self.name), self.name)
         netns.teardown(self.name)
         self.run_file.unlink(missing_ok=True)
+
+    def _clean_up_after_poweroff(self) -> None:
+        """A box that powered itself off (`systemctl poweroff` inside it, as the idle
+        auto-stop does) leaves its run record, netns, veth and iptables rules behind:
+        remove them now, as `stop` would have. Only root can; others leave it to `start`."""
+        if os.geteuid() != 0:
+            return
+        with self._lock():
+            # Under the lock: a `stop` in progress has cleaned up by now, and a `start`
+            # that followed has a live pid again.
+            pid = self._read_run().get("pid")
+            if self.run_file.exists() and not (
+                isinstance(pid, int) and nspawn.is_running(pid, self.name)
+            ):
+                self._clean_up()
 
     def _wait_stopped(self, timeout_s: float) -> None:
         wait_for(

@@ -1,0 +1,168 @@
+"""Blue-green under steady load: failed requests, switch and rollback time, router overhead.
+
+Against a box where MLflow runs and two versions of a model are registered (for example
+the local box after the main job and two `examples/taxi/train.py` runs), in one run:
+
+  1. makes --v1 live (a blue-green deploy, if it is not live already);
+  2. starts a steady load on the box (tests/box/load.py: threads with keep-alive
+     connections, next to the router) and measures latency in alternating windows,
+     through the router and straight to the live slot;
+  3. under that same load, deploys --v2 blue-green, then rolls back inside the
+     termination wait;
+  4. prints the failed requests across the switch and the rollback (goal 0), the switch
+     time from a healthy candidate to 100% on it and the rollback time (goals under 1 s,
+     as the box measured them: state, `nginx -t`, reload, an answer from the new slot
+     through the router), and the router's latency over the slot's, p50 and p99 (goals
+     at most 1.05 and 1.10).
+
+Run as root:  .venv/bin/python benchmarks/blue_green.py --v1 models:/taxi-duration/1 \\
+                  --v2 models:/taxi-duration/2 [--threads 2] [--window 5] [--windows 3]
+The box is the one fabric.yaml / FABRIC_BOX_* select. It prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _box import REPO_ROOT, box_settings
+
+from remote.providers import get_provider
+from remote.tasks._common import box_connection
+
+sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
+from tests.box.serving_box import LOAD_SCRIPT, trips
+
+STATE = "/var/lib/mlops-box/deploy/state.json"
+
+
+def fab(*args: str) -> str:
+    command = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT), *args]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"`fab {' '.join(args)}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+class BoxLoad:
+    """The load client on the box, started in the background and stopped by a file."""
+
+    def __init__(self, conn: Any, tag: str) -> None:
+        self.conn, self.tag = conn, f"/tmp/mlops-bench-{tag}"
+        conn.put(str(LOAD_SCRIPT), f"{self.tag}.py")
+        conn.put(io.BytesIO(trips()), f"{self.tag}.json")
+
+    def start(self, url: str, threads: int, duration_s: float) -> None:
+        t = self.tag
+        self.conn.run(
+            f"rm -f {t}.stop {t}.out; (setsid nohup python3 {t}.py {url} {t}.json "
+            f"--threads {threads} --duration {duration_s} --stop-file {t}.stop --out {t}.out "
+            f"> {t}.log 2>&1 < /dev/null &)",
+            hide=True,
+        )
+
+    def stop(self) -> dict[str, Any]:
+        self.conn.run(f"touch {self.tag}.stop", hide=True)
+        deadline = time.monotonic() + 120
+        while not self.conn.run(f"test -f {self.tag}.out", hide=True, warn=True).ok:
+            if time.monotonic() > deadline:
+                raise SystemExit(self.conn.run(f"cat {self.tag}.log", hide=True).stdout)
+            time.sleep(0.5)
+        return dict(json.loads(self.conn.run(f"cat {self.tag}.out", hide=True).stdout))
+
+    def clean(self) -> None:
+        self.conn.run(f"rm -f {self.tag}.*", hide=True, warn=True)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
+
+
+def latencies(result: dict[str, Any]) -> list[float]:
+    return [r["end"] - r["start"] for r in result["results"] if r["status"] == 200]
+
+
+def state(conn: Any) -> dict[str, Any]:
+    return dict(json.loads(conn.run(f"cat {STATE}", hide=True).stdout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--v1", required=True, help="the model to start from")
+    parser.add_argument("--v2", required=True, help="the model to switch to")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--window", type=float, default=5.0, help="seconds per latency window")
+    parser.add_argument("--windows", type=int, default=3, help="router/slot window pairs")
+    args = parser.parse_args()
+    settings, _ = box_settings()
+    with box_connection(settings, get_provider(settings)) as conn:
+        live = state(conn)["live"] if conn.run(f"test -f {STATE}", warn=True).ok else None
+        if not live or live["model"]["uri"] != args.v1:
+            print(f"1. deploying {args.v1}", flush=True)
+            fab("deploy.blue-green", "--model", args.v1, "--bake", "0")
+            live = state(conn)["live"]
+        print(f"1. live: {args.v1} in {live['slot']}", flush=True)
+        slot_url = f"http://127.0.0.1:{8101 if live['slot'] == 'blue' else 8102}/invocations"
+        router_url = "http://127.0.0.1:8000/invocations"
+        load = BoxLoad(conn, str(time.monotonic_ns()))
+        try:
+            print(
+                f"2. latency: {args.windows} x ({args.window:.0f}s router, "
+                f"{args.window:.0f}s slot), {args.threads} threads",
+                flush=True,
+            )
+            through: list[float] = []
+            direct: list[float] = []
+            for _ in range(args.windows):
+                for url, into in ((router_url, through), (slot_url, direct)):
+                    load.start(url, args.threads, args.window)
+                    time.sleep(args.window + 0.5)
+                    into += latencies(load.stop())
+            print("3. switch and rollback under the same load", flush=True)
+            load.start(router_url, args.threads, 600)
+            time.sleep(3)
+            fab("deploy.blue-green", "--model", args.v2, "--bake", "0")
+            switched = state(conn)["history"][-1]
+            time.sleep(3)
+            fab("deploy.rollback")
+            rolled = state(conn)["history"][-1]
+            time.sleep(3)
+            run = load.stop()
+        finally:
+            load.clean()
+    summary = run["summary"]
+    print()
+    print(
+        f"requests under load across switch and rollback: {summary['requests']}, "
+        f"versions {summary['versions']}"
+    )
+    print(f"failed requests (goal 0):                     {summary['failed']}")
+    print(f"re-sent after a reset at a reload (nginx<1.27.4): {summary['resent']}")
+    print(
+        f"switch, healthy candidate to 100% (goal <1 s): {switched['switch_ms']:.0f} ms "
+        f"(revision {switched['revision']}, {switched['outcome']})"
+    )
+    print(
+        f"rollback inside the window (goal <1 s):       {rolled['switch_ms']:.0f} ms "
+        f"(revision {rolled['revision']}, {rolled['outcome']})"
+    )
+    for pct, goal in ((50, 1.05), (99, 1.10)):
+        ratio = percentile(through, pct) / percentile(direct, pct)
+        print(
+            f"router/slot latency p{pct} (goal <= {goal}):      {ratio:.3f} "
+            f"({percentile(through, pct) * 1000:.2f} ms / {percentile(direct, pct) * 1000:.2f} ms,"
+            f" {len(through)}/{len(direct)} requests)"
+        )
+    print(f"mean latency through the router: {statistics.mean(through) * 1000:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

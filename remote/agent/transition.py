@@ -1,0 +1,200 @@
+"""A deploy's life on the box: begin, launch as a systemd unit, log its steps, end.
+
+A deploy is one transition, recorded in the state file from the moment it begins:
+  preparing  the controller fetches the model and builds its environment; the transition
+             stays alive as long as the controller's SSH session does (its lease);
+  launched / running  the steps run in the unit mlops-deploy, which holds a lock for its
+             whole life, so a dropped SSH connection changes nothing;
+and ends in history with an outcome: live, rolled back, refused, failed or interrupted.
+Only one transition exists at a time: a second is refused naming the first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from . import nginx, paths, router, slots, state
+from .failure import AgentFailure
+
+KINDS = ("blue-green", "rollback")
+KIND_LAUNCH = "launch"
+
+
+def agent_zip() -> str:
+    """This agent bundle's path on the box (systemd-run put it on PYTHONPATH)."""
+    return os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+
+
+def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]:
+    """Record a new transition (phase preparing), or refuse if one runs."""
+    holder = state.holder_of(holder_pid)
+    if holder is None:
+        raise AgentFailure("holder", f"No process {holder_pid} on the box to hold the deploy.")
+    with state.changing() as current:
+        state.refuse_if_busy(current)
+        reconcile(current)
+        if kind == "rollback" and not current.get("previous"):
+            raise AgentFailure(
+                "nothing-to-roll-back", "Nothing to roll back to: no earlier model was live."
+            )
+        revision = int(current.get("revision", 0)) + 1
+        current["revision"] = revision
+        current["transition"] = {
+            "revision": revision,
+            "kind": kind,
+            "model_uri": model_uri or ((current["previous"] or {}).get("model") or {}).get("uri"),
+            "phase": "preparing",
+            "holder": holder,
+            "by": by,
+            "started": state.now(),
+            "step": "preparing",
+            "log": [],
+        }
+    return {"revision": revision}
+
+
+def _ours(current: dict[str, Any], revision: int) -> dict[str, Any]:
+    transition = current.get("transition")
+    if not transition or transition.get("revision") != revision:
+        raise AgentFailure(
+            "lost", f"Revision {revision} is no longer the running deploy: see `fab deploy.status`."
+        )
+    return dict(transition)
+
+
+def record_model(revision: int, model: dict[str, Any]) -> None:
+    """The fetched model, kept in the preparing transition (the fetch step calls this)."""
+    with state.changing() as current:
+        transition = _ours(current, revision)
+        transition["model"] = {k: v for k, v in model.items() if k != "requirements"}
+        transition["model_uri"] = model["uri"]
+        current["transition"] = transition
+
+
+def abandon(revision: int, reason: str) -> dict[str, Any]:
+    """End a transition that never started its steps (the fetch or the env build failed)."""
+    with state.changing() as current:
+        transition = current.get("transition")
+        if transition and transition.get("revision") == revision:
+            state.close_transition(current, "refused", reason)
+    return {}
+
+
+def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """Start the transition's steps as the unit mlops-deploy; returns at once."""
+    with state.changing() as current:
+        transition = _ours(current, revision)
+        model = transition.get("model")
+        if transition["kind"] == "blue-green":
+            if not model or not os.path.isfile(f"{settings['env']}/bin/python"):
+                raise AgentFailure(KIND_LAUNCH, f"No environment at {settings['env']}.")
+            model["env"] = settings["env"]
+        transition.update(phase="launched", settings=settings, model=model, holder=None)
+        current["transition"] = transition
+        started = subprocess.run(
+            [
+                "systemd-run",
+                f"--unit={paths.TRANSITION_UNIT}",
+                "--collect",
+                "--quiet",
+                f"--property=Environment=PYTHONPATH={agent_zip()}",
+                f"--property=EnvironmentFile=-{paths.MLFLOW_ENV_FILE}",
+                sys.executable,
+                "-m",
+                __package__ or "mlops_agent",
+                "deploy-run",
+                str(revision),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if started.returncode != 0:
+            state.close_transition(current, "failed", f"could not start: {started.stderr.strip()}")
+            raise AgentFailure(KIND_LAUNCH, f"Could not start the deploy unit: {started.stderr}")
+    return {"unit": f"{paths.TRANSITION_UNIT}.service"}
+
+
+def log(revision: int, line: str, **changes: Any) -> None:
+    """A progress line: into the transition's log (the controller follows it) and stdout."""
+    print(line, flush=True)
+    with state.changing() as current:
+        transition = current.get("transition")
+        if transition and transition.get("revision") == revision:
+            transition["log"] = [*transition.get("log", []), line][-200:]
+            transition["step"] = line
+            transition.update(changes)
+
+
+def apply_router(current: dict[str, Any]) -> bool:
+    """Render the router from `current` and load it (nginx -t, reload, confirm)."""
+    return bool(nginx.apply_site(paths.ROUTER_SITE, router.render(current)))
+
+
+def reconcile(current: dict[str, Any]) -> None:
+    """Make the box match the state after an interrupted transition: the router's config,
+    and the live slot running and enabled at boot."""
+    live = current.get("live")
+    if live:
+        slots.enable(live["slot"])
+        if not slots.active(live["slot"]):
+            slots.start(live["slot"])
+    if live or os.path.exists(nginx.site_path(paths.ROUTER_SITE)):
+        apply_router(current)
+
+
+def retire_later(slot: str, revision: int, seconds: float) -> str | None:
+    """Stop `slot` in `seconds` with a timer on the box; None when it was stopped now
+    (asked for, or the timer could not be made: a warm slot is never left without one)."""
+    cancel_retire(slot)
+    if seconds > 0 and _timer(slot, revision, seconds):
+        return state.later(seconds)
+    slots.stop(slot)
+    slots.enable(slot, on=False)
+    return None
+
+
+def _timer(slot: str, revision: int, seconds: float) -> bool:
+    made = subprocess.run(
+        [
+            "systemd-run",
+            f"--unit={paths.RETIRE_UNIT.format(slot=slot)}",
+            f"--on-active={max(1, round(seconds))}s",
+            "--timer-property=AccuracySec=1s",
+            "--collect",
+            "--quiet",
+            f"--property=Environment=PYTHONPATH={agent_zip()}",
+            sys.executable,
+            "-m",
+            __package__ or "mlops_agent",
+            "retire",
+            slot,
+            str(revision),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return made.returncode == 0
+
+
+def cancel_retire(slot: str) -> None:
+    name = paths.RETIRE_UNIT.format(slot=slot)
+    subprocess.run(
+        ["systemctl", "stop", f"{name}.timer", f"{name}.service"], capture_output=True, check=False
+    )
+
+
+def retire(slot: str, revision: int) -> dict[str, Any]:
+    """The timer's end: stop `slot` unless it serves again (it was given traffic since)."""
+    with state.changing() as current:
+        in_use = {a["slot"] for a in (current.get(k) for k in ("live", "candidate", "mirror")) if a}
+        held = current.get("slots", {}).get(slot, {})
+        if slot in in_use or held.get("retire_revision") != revision:
+            return {"message": f"{slot} kept: it serves again"}
+        slots.stop(slot)
+        slots.enable(slot, on=False)
+        held.update(retire_at=None, retire_revision=None)
+    return {"message": f"stopped {slot}"}

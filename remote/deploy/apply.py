@@ -1,0 +1,128 @@
+"""The deploy commands: prepare on the controller, switch on the box, follow it.
+
+A blue-green deploy has two halves. Here, over SSH: make sure serving is set up, begin a
+transition on the box (refused if one runs), have the box resolve and copy the model from
+its MLflow, build the model's environment. None of that touches the traffic, and if the
+SSH connection drops the transition's lease ends with it. Then the box runs the switch
+itself as the unit mlops-deploy (remote/agent/bluegreen.py), and this side only follows
+its progress lines: a dropped connection no longer matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from remote.deploy import status
+from remote.deploy.env import ensure_env
+from remote.deploy.plan import BlueGreenPlan, RollbackPlan
+from remote.deploy.setup import ensure_serving
+from remote.errors import DeployBusy, DeployError, MlopsBoxError
+from remote.mlflow.spec import ENV_FILE, VENV_ROOT
+from remote.mlflow.status import read_state as read_mlflow_state
+from remote.system.agent import run_agent
+from remote.system.run import Connection, run
+
+Say = Callable[[str], None]
+ERRORS: dict[str, type[MlopsBoxError]] = {"busy": DeployBusy}
+FETCH_TIMEOUT_S = 900
+
+
+def _agent(conn: Connection, command: str, *args: str, **options: Any) -> dict[str, Any]:
+    return run_agent(conn, command, *args, errors=ERRORS, error=DeployError, **options)
+
+
+def session_pid(conn: Connection) -> int:
+    """The pid of this SSH connection's session on the box: the preparing deploy's lease."""
+    return int(run(conn, "echo $PPID", what="read the SSH session", error=DeployError).strip())
+
+
+def begin(conn: Connection, kind: str, model_uri: str, by: str) -> int:
+    args = [kind, "--holder", str(session_pid(conn)), "--by", by]
+    if model_uri:
+        args += ["--model", model_uri]
+    return int(_agent(conn, "deploy-begin", *args)["revision"])
+
+
+def mlflow_python(conn: Connection) -> str:
+    """The MLflow server's Python on the box, whose MLflow client resolves models."""
+    installed = read_mlflow_state(conn)
+    if not installed or not installed.get("version"):
+        raise DeployError(
+            "MLflow is not installed on the box, and a deploy resolves its model there: "
+            "run `fab mlflow.install` first."
+        )
+    return f"{VENV_ROOT}/{installed['version']}/bin/python"
+
+
+def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> dict[str, Any]:
+    """Deploy `plan.model_uri` blue-green; the history entry of a deploy that went live,
+    else DeployError saying what happened and what serves now."""
+    python = mlflow_python(conn)
+    changed = ensure_serving(conn, say=say)
+    if changed:
+        say(f"Serving set up: {changed}")
+    revision = begin(conn, "blue-green", plan.model_uri, by)
+    say(f"Revision {revision}: blue-green deploy of {plan.model_uri}")
+    try:
+        model = _agent(
+            conn,
+            "model-fetch",
+            plan.model_uri,
+            "--revision",
+            str(revision),
+            python=python,
+            env_file=f"-{ENV_FILE}",
+            timeout_s=FETCH_TIMEOUT_S,
+        )["model"]
+        say(f"Resolved {plan.model_uri} to {model['name']}/{model['version']} ({model['dir']})")
+        env = ensure_env(conn, list(model["requirements"]), say=say)
+        _agent(
+            conn,
+            "deploy-launch",
+            str(revision),
+            "--env",
+            env,
+            "--bake",
+            str(plan.bake_s),
+            "--termination-wait",
+            str(plan.termination_wait_s),
+            "--max-error-rate",
+            str(plan.max_error_rate),
+        )
+    except MlopsBoxError as exc:
+        _abandon(conn, revision, str(exc))
+        raise
+    return _finished(status.follow(conn, revision, say=say))
+
+
+def rollback(conn: Connection, plan: RollbackPlan, *, by: str, say: Say) -> dict[str, Any]:
+    """Go back to the previous model: one reload while its slot is warm."""
+    revision = begin(conn, "rollback", "", by)
+    say(f"Revision {revision}: rollback")
+    try:
+        _agent(
+            conn, "deploy-launch", str(revision), "--termination-wait", str(plan.termination_wait_s)
+        )
+    except MlopsBoxError as exc:
+        _abandon(conn, revision, str(exc))
+        raise
+    return _finished(status.follow(conn, revision, say=say))
+
+
+def stop(conn: Connection, *, by: str) -> dict[str, Any]:
+    """Stop the router and every slot; what was live becomes what `rollback` restarts."""
+    return _agent(conn, "deploy-stop", "--by", by)
+
+
+def _abandon(conn: Connection, revision: int, reason: str) -> None:
+    # If even this fails, the lease ends with this SSH session and the next deploy closes it.
+    with contextlib.suppress(MlopsBoxError):
+        _agent(conn, "deploy-abandon", str(revision), "--reason", reason)
+
+
+def _finished(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("outcome") != "live":
+        raise DeployError(status.outcome_sentence(entry))
+    return entry

@@ -1,0 +1,75 @@
+"""What serving needs on the box before a first deploy: nginx, the slot user and unit.
+
+Idempotent like the rest: probed first, changed only where it differs, silent on a box
+that has it all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from remote import contract
+from remote.changes import Changed
+from remote.errors import DeployError
+from remote.system import systemd, templates
+from remote.system.agent import ensure_agent
+from remote.system.nginx import ensure_nginx
+from remote.system.run import Connection, check, run, sh, sudo
+
+UNIT_TEMPLATE = "mlops-model@.service.j2"
+ROOT_DIRS = (
+    "/var/lib/mlops-box/deploy",
+    contract.SLOTS_DIR,
+    contract.MODELS_DIR,
+    contract.ENVS_DIR,
+)
+
+
+def render_slot_unit() -> str:
+    return templates.render(
+        UNIT_TEMPLATE,
+        user=contract.SLOT_USER,
+        slots_dir=contract.SLOTS_DIR,
+        log_dir=contract.PREDICTION_LOG_DIR,
+    )
+
+
+def _layout_script() -> str:
+    user, logs = contract.SLOT_USER, contract.PREDICTION_LOG_DIR
+    return (
+        "set -e; "
+        f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
+        f"--home-dir /nonexistent --shell /usr/sbin/nologin {user}; "
+        f"install -d -m 755 -o root -g root {' '.join(ROOT_DIRS)}; "
+        f"install -d -m 755 /var/log/mlops-box; "
+        f"install -d -m 750 -o {user} -g {user} {logs}"
+    )
+
+
+def _layout_ok(conn: Connection) -> bool:
+    user, logs = contract.SLOT_USER, contract.PREDICTION_LOG_DIR
+    probe = (
+        f"id -u {user} >/dev/null 2>&1 && "
+        + " && ".join(f"[ -d {d} ]" for d in ROOT_DIRS)
+        + f' && [ "$(stat -c %U {logs} 2>/dev/null)" = {user} ]'
+    )
+    return bool(check(conn, probe).ok)
+
+
+def ensure_serving(conn: Connection, *, say: Callable[[str], None] = print) -> Changed:
+    """nginx (nothing public), the slot user and directories, the slot unit, the agent."""
+    changed = ensure_nginx(conn, say=say)
+    if not _layout_ok(conn):
+        run(conn, sudo(sh(_layout_script())), what="make the serving layout", error=DeployError)
+        changed.add(f"user {contract.SLOT_USER} and serving directories")
+    changed.merge(
+        systemd.ensure_unit(
+            conn,
+            contract.SLOT_UNIT_TEMPLATE,
+            render_slot_unit(),
+            start=False,
+            enable=False,
+            error=DeployError,
+        )
+    )
+    return changed.merge(ensure_agent(conn))

@@ -1,0 +1,27 @@
+"""A test model (MLflow "models from code"): predicts 10 minutes for every trip, but
+raises for a trip with more passengers than its `most_passengers` config, which MLflow's
+scoring server answers with 400.
+
+most_passengers 0 fails its own input example (the warm-up refuses it); 6 passes its
+example and fails a request with 9 passengers (the bake catches it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+
+class PickyModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        self.most = float(context.model_config["most_passengers"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> list[float]:
+        if (model_input["passenger_count"] > self.most).any():
+            raise ValueError(f"this model takes at most {self.most:.0f} passengers")
+        return [10.0] * len(model_input)
+
+
+mlflow.models.set_model(PickyModel())
