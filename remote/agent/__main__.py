@@ -16,6 +16,7 @@ from typing import Any
 from . import (
     db,
     drift,
+    front_door_tls,
     idle_commands,
     mlflow_data,
     rds_secret,
@@ -67,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="", help="keep the files here (default: not kept)")
     report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
     report.add_argument("--experiment", default=drift.EXPERIMENT)
+    tls = commands.add_parser("front-door-cert", help="the front door's CA, key and certificate")
+    tls.add_argument("--dir", required=True, help="where they live (root-only)")
     _idle_parsers(commands)
     _serving_commands(commands)
     return parser
@@ -102,6 +105,16 @@ def _serving_commands(commands: Any) -> None:
     site = commands.add_parser("nginx-site", help="install an nginx site file, checked")
     site.add_argument("name")
     site.add_argument("source", nargs="?", help="file with the content; absent: remove it")
+    site.add_argument(
+        "--file",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("PATH", "SOURCE", "MODE"),
+        help="a file the site includes, changed with it: its content from SOURCE, octal MODE",
+    )
+    site.add_argument("--drop", action="append", default=[], help="a file removed with it")
+    commands.add_parser("nginx-reload", help="reload nginx's config (checked, confirmed)")
     commands.add_parser("serve", help="serve a model slot (the model's Python)")
 
 
@@ -138,14 +151,21 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "deploy-history":
         return serving.history()
     if args.command == "nginx-site":
-        content = None
-        if args.source:
-            with open(args.source, encoding="utf-8") as handle:
-                content = handle.read()
-        return {"changed": nginx.apply_site(args.name, content)}
+        companions: dict[str, nginx.Wanted] = {path: None for path in args.drop}
+        for path, source, mode in args.file:
+            companions[path] = (_read_text(source), int(mode, 8))
+        content = _read_text(args.source) if args.source else None
+        return {"changed": nginx.apply_site(args.name, content, companions)}
+    if args.command == "nginx-reload":
+        return nginx.reload()
     from . import serve
 
     return serve.serve()
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _idle_parsers(commands: Any) -> None:
@@ -194,6 +214,7 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
             empty_ok=args.empty_ok,
             experiment=args.experiment,
         ),
+        "front-door-cert": lambda: front_door_tls.ensure_certificate(args.dir),
         "idle-set": lambda: idle_commands.set_autostop(
             args.dir, None if args.off else args.idle_minutes, args.ignore_serving, _now()
         ),

@@ -162,7 +162,7 @@ def log(revision: int, line: str, **changes: Any) -> None:
 
 def apply_router(current: dict[str, Any]) -> bool:
     """Render the router from `current` and load it (nginx -t, reload, confirm)."""
-    return nginx.apply_site(paths.ROUTER_SITE, router.render(current))
+    return bool(nginx.apply_site(paths.ROUTER_SITE, router.render(current)))
 
 
 def reconcile(current: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """`install(conn, spec)`: MLflow as a systemd service on the box, idempotently.
 
 The server runs from its own virtualenv per version (/opt/mlflow/venvs/<version>) as the
-system user `mlflow`, bound to 127.0.0.1 unless exposure is asked for. One probe reads
+system user `mlflow`, bound to 127.0.0.1. One probe reads
 everything that decides what to do (files, venv, service state); then only what differs
 is changed, and the service is restarted only if something changed.
 
@@ -28,7 +28,6 @@ from remote.changes import Changed
 from remote.errors import MlopsBoxError, WaitTimeout
 from remote.mlflow import store
 from remote.mlflow.spec import (
-    AUTH_CONFIG,
     CONFIG_DIR,
     DATA_DIR,
     ENV_FILE,
@@ -43,7 +42,6 @@ from remote.mlflow.spec import (
     UNIT_NAME,
     VENV_ROOT,
     ServerSpec,
-    render_auth_config,
     render_env,
     render_rds_config,
     render_state,
@@ -82,20 +80,16 @@ class InstallFacts:
     files: dict[str, files.FileState | None]
 
 
-def desired_files(
-    spec: ServerSpec, database: Database | None, admin_password: str | None
-) -> list[RemoteFile]:
-    """The unit first, then the files it reads: the env file, the state file, the auth
-    config, and with RDS the database's coordinates (`database`, required then)."""
+def desired_files(spec: ServerSpec, database: Database | None) -> list[RemoteFile]:
+    """The unit first, then the files it reads: the env file, the state file and, with
+    RDS, the database's coordinates (`database`, required then)."""
     if (spec.backend == "rds") != (database is not None):
         raise ValueError("a database is given exactly for the rds backend")
     wanted = [
         RemoteFile(UNIT_FILE, render_unit(spec).encode(), 0o644),
-        RemoteFile(ENV_FILE, render_env(spec, admin_password).encode(), 0o600),
+        RemoteFile(ENV_FILE, render_env(spec).encode(), 0o600),
         RemoteFile(STATE_FILE, render_state(spec).encode(), 0o644),
     ]
-    if spec.public:
-        wanted.append(RemoteFile(AUTH_CONFIG, render_auth_config().encode(), 0o644))
     if database is not None:
         wanted.append(RemoteFile(RDS_CONFIG, render_rds_config(database).encode(), 0o644))
     return wanted
@@ -151,7 +145,6 @@ def install(
     spec: ServerSpec,
     *,
     database: Database | None = None,
-    admin_password: str | None = None,
     before_switch: Callable[[], None] | None = None,
     say: Callable[[str], None] = print,
 ) -> Changed:
@@ -161,7 +154,7 @@ def install(
     venv is ready and before anything the running server uses changes (the RDS check
     goes there).
     """
-    wanted = desired_files(spec, database, admin_password)
+    wanted = desired_files(spec, database)
     facts = probe(conn, spec, wanted)
     changed = Changed()
     if not facts.layout_ok:

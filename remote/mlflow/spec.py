@@ -1,16 +1,19 @@
 """What the MLflow server on the box should look like: paths, arguments and files, as text.
 
 Pure functions only (no SSH): `ServerSpec` says what is wanted, and the renderers turn
-it into the systemd unit, the environment file, the basic-auth config, the RDS
-coordinates and the state file (what was installed, read back by `mlflow.status`) that
-`remote.mlflow.server` then puts on the box.
+it into the systemd unit, the environment file, the RDS coordinates and the state file
+(what was installed, read back by `mlflow.status`) that `remote.mlflow.server` then puts
+on the box.
+
+The server listens on 127.0.0.1 only. Clients elsewhere reach it through an SSH tunnel
+(`fab mlflow.ui`) or, opted in, the TLS front door (`fab deploy.expose`), whose bearer
+token is the one credential: MLflow's own basic auth would need the same Authorization
+header, which a client can fill with only one of the two.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import importlib.metadata
 import json
 import re
@@ -31,7 +34,6 @@ VENV_ROOT = "/opt/mlflow/venvs"
 DATA_DIR = contract.MLFLOW_DATA_DIR
 SQLITE_DB = contract.MLFLOW_SQLITE_DB
 LOCAL_ARTIFACTS = f"{DATA_DIR}/artifacts"
-AUTH_DB = f"{DATA_DIR}/basic_auth.db"
 CONFIG_DIR = contract.MLFLOW_CONFIG_DIR
 ENV_FILE = contract.MLFLOW_ENV_FILE
 # RDS: where the database is (not secret, written by the install), and the env file with
@@ -40,31 +42,27 @@ ENV_FILE = contract.MLFLOW_ENV_FILE
 RDS_CONFIG = f"{CONFIG_DIR}/rds.json"
 RUN_DIR = "/run/mlflow"
 RDS_ENV_FILE = f"{RUN_DIR}/rds.env"
-AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
 # What was installed, for `mlflow.status`: written with the unit, never parsed out of it.
 STATE_FILE = f"{CONFIG_DIR}/server.json"
 UNIT_NAME = contract.MLFLOW_UNIT
 UNIT_FILE = f"/etc/systemd/system/{UNIT_NAME}"
 DEFAULT_PORT = contract.MLFLOW_PORT
 DEFAULT_WORKERS = 2
-ADMIN_USER = "admin"
+BIND_HOST = "127.0.0.1"
 # Written into a venv once pip succeeded: a half-made venv is never taken as installed.
 READY_MARKER = ".mlops-box-ready"
 TEMPLATE = "mlflow.service.j2"
-_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The wanted MLflow server: version, backend, artifact store and exposure."""
+    """The wanted MLflow server: version, backend and artifact store."""
 
     version: str
     backend: str = "sqlite"
     # s3://<bucket>/mlflow on AWS, else a directory on the box.
     artifacts: str = LOCAL_ARTIFACTS
-    public: bool = False
-    allowed_hosts: tuple[str, ...] = ()
     port: int = DEFAULT_PORT
     workers: int = DEFAULT_WORKERS
 
@@ -76,10 +74,6 @@ class ServerSpec:
             raise ConfigError(f"The artifact store {self.artifacts!r} is not s3:// or a path.")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"The MLflow port {self.port} is not a TCP port.")
-        for host in self.allowed_hosts:
-            check_allowed_host(host)
-        if self.public and not self.allowed_hosts:
-            raise ConfigError("--public needs the host names clients will use (allowed hosts).")
 
     @property
     def venv(self) -> str:
@@ -90,10 +84,6 @@ class ServerSpec:
         return f"{self.venv}/bin/python"
 
     @property
-    def bind_host(self) -> str:
-        return "0.0.0.0" if self.public else "127.0.0.1"
-
-    @property
     def requirements(self) -> tuple[str, ...]:
         """What pip installs into the venv (also the ready marker's content)."""
         extra = []
@@ -102,35 +92,7 @@ class ServerSpec:
         # S3 artifacts, and the RDS start step that reads the database's secret.
         if self.backend == "rds" or self.artifacts.startswith("s3://"):
             extra.append("boto3")
-        # basic-auth's CSRF checks need Flask-WTF, which only the `auth` extra brings.
-        mlflow = f"mlflow[auth]=={self.version}" if self.public else f"mlflow=={self.version}"
-        return (mlflow, *extra)
-
-
-def parse_allowed_hosts(text: str) -> tuple[str, ...]:
-    """The comma-separated `--allowed-hosts` value as host names, each checked."""
-    hosts = tuple(h.strip() for h in text.split(",") if h.strip())
-    for host in hosts:
-        check_allowed_host(host)
-    return hosts
-
-
-def check_allowed_host(host: str) -> None:
-    """ConfigError unless `host` is one host name or address (with an optional :port).
-
-    No wildcards: until a TLS front door exists, --public sends the basic-auth password
-    over plain HTTP, and the Host check is the little that stops DNS rebinding.
-    """
-    if "*" in host:
-        raise ConfigError(
-            f"--allowed-hosts has {host!r}: wildcards are refused while --public is plain "
-            "HTTP; name each host clients use, e.g. --allowed-hosts 203.0.113.7,box.example.org."
-        )
-    if not _HOST.fullmatch(host):
-        raise ConfigError(
-            f"--allowed-hosts has {host!r}: give host names or addresses, "
-            "comma-separated (with an optional :port)."
-        )
+        return (f"mlflow=={self.version}", *extra)
 
 
 def check_version(version: str) -> str:
@@ -173,7 +135,7 @@ def server_args(spec: ServerSpec) -> list[str]:
         f"{spec.venv}/bin/mlflow",
         "server",
         "--host",
-        spec.bind_host,
+        BIND_HOST,
         "--port",
         str(spec.port),
         "--workers",
@@ -182,21 +144,7 @@ def server_args(spec: ServerSpec) -> list[str]:
         "--artifacts-destination",
         spec.artifacts,
     ]
-    if spec.public:
-        args += ["--app-name", "basic-auth", "--allowed-hosts", ",".join(allowed_hosts(spec))]
     return args
-
-
-def allowed_hosts(spec: ServerSpec) -> list[str]:
-    """The Host headers MLflow accepts: the given names (bare and with the port), and the
-    loopback names the SSH tunnel and the health check use."""
-    hosts: list[str] = []
-    for host in spec.allowed_hosts:
-        hosts.append(host)
-        if ":" not in host.rsplit("]", 1)[-1]:  # no port given: also accept ours
-            hosts.append(f"{host}:{spec.port}")
-    hosts += ["localhost", f"localhost:{spec.port}", "127.0.0.1", f"127.0.0.1:{spec.port}"]
-    return list(dict.fromkeys(hosts))
 
 
 def store_env_file(backend: str) -> str:
@@ -235,44 +183,21 @@ def render_state(spec: ServerSpec) -> str:
         "version": spec.version,
         "backend": spec.backend,
         "artifacts": spec.artifacts,
-        "public": spec.public,
-        "listen": f"{spec.bind_host}:{spec.port}",
+        "listen": f"{BIND_HOST}:{spec.port}",
     }
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
 
 
-def render_env(spec: ServerSpec, admin_password: str | None = None) -> str:
-    """The server's EnvironmentFile: the SQLite store's URI (with RDS the start step writes
-    the URI into a file of its own), and basic auth's settings with --public."""
+def render_env(spec: ServerSpec) -> str:
+    """The server's EnvironmentFile: the SQLite store's URI; with RDS nothing (the start
+    step writes the URI, password included, into a file of its own at every start)."""
     values = {} if spec.backend == "rds" else {URI_KEY: sqlite_uri()}
-    if spec.public:
-        if not admin_password:
-            raise ConfigError("--public needs an admin password for MLflow's basic auth.")
-        values["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
-        values["MLFLOW_AUTH_ADMIN_USERNAME"] = ADMIN_USER
-        values["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
-        # basic-auth's CSRF protection signs with this; derived, so a re-install is a no-op.
-        values["MLFLOW_FLASK_SERVER_SECRET_KEY"] = hmac.new(
-            admin_password.encode(), b"mlops-box flask secret key", hashlib.sha256
-        ).hexdigest()
     lines = ["# Written by mlops-box (`fab mlflow.install`); read by systemd for mlflow.service."]
     try:
         lines += [env_file_line(key, value) for key, value in values.items()]
     except ValueError as exc:
         raise ConfigError(f"Cannot write the MLflow environment file: {exc}.") from None
     return "\n".join(lines) + "\n"
-
-
-def render_auth_config() -> str:
-    """basic-auth's ini; the admin's password is in the environment file, not here."""
-    return (
-        "# Written by mlops-box (`fab mlflow.install --public`).\n"
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{AUTH_DB}\n"
-        f"admin_username = {ADMIN_USER}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
 
 
 def sqlite_uri(path: str = SQLITE_DB) -> str:

@@ -1,6 +1,7 @@
 """The provider contract: start it, stop it, what state is it in, what address does it have,
 and the few verbs a cloud needs (make or remove the box, vouch for its SSH host keys, open
-SSH to this machine, the stack's artifact bucket and database).
+SSH to this machine, check the front door's firewall rule, the stack's artifact bucket and
+database).
 
 Each provider module implements exactly these verbs with these signatures; the
 docstrings below are the contract. Callers never ask which provider they hold.
@@ -14,6 +15,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import IPv4Network
 from typing import Protocol
 
 from remote.changes import Changed
@@ -52,6 +54,15 @@ class AccessChange:
 
     summary: str
     changed: Changed
+    follow_up: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessCheck:
+    """Whether the box's firewall lets a network reach a port, and what to do if not."""
+
+    allowed: bool
+    summary: str
     follow_up: str | None = None
 
 
@@ -149,6 +160,12 @@ class Provider(Protocol):
     def allow_ssh_from(self, ip: str | None, echo_url: str) -> AccessChange:
         """Let only `ip` (default: this machine's public address, asked of `echo_url`) reach
         the box's SSH port. ConfigError where the box has no firewall of its own."""
+        ...
+
+    def front_door_access(self, cidr: IPv4Network) -> AccessCheck:
+        """Whether the box's firewall lets `cidr` reach the TLS front door's port
+        (contract.FRONT_DOOR_PORT), and the command that opens it if not. Reads only:
+        the firewall is the stack's (httpsAllowedCidrs), never changed from here."""
         ...
 
     def artifact_bucket(self) -> str | None:

@@ -47,7 +47,7 @@ def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[S
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.provider, box.address)
+    install_on_box(box.conn, box.provider)
     assert train_and_register(box, "taxi-duration", model="ridge", seed=1) == "1"
     assert train_and_register(box, "taxi-duration", model="rf", seed=2) == "2"
     with box.tracking():

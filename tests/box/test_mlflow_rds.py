@@ -23,7 +23,6 @@ HTTP, psycopg2, PostgreSQL and its password check.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import secrets
@@ -45,7 +44,7 @@ from remote.system.bootstrap import bootstrap
 from remote.system.files import RemoteFile, write
 from tests.box import postgres
 from tests.box.conftest import START_TIMEOUT_S
-from tests.box.mlflow_box import MlflowBox, log_a_run
+from tests.box.mlflow_box import MlflowBox, files_holding, log_a_run, staged_pattern
 from tests.box.moto_host import REGION, HostAws
 from tests.box.postgres import HostPostgres, host_address, nasty_password
 from tests.remote.conftest import free_port
@@ -146,37 +145,12 @@ def rds_box(
 def install_rds(box: MlflowBox, database: Database) -> None:
     """What `fab mlflow.install --backend rds` runs, with the database found above (the
     local provider has none of its own)."""
-    install_on_box(
-        box.conn, box.settings, box.provider, box.address, backend="rds", database=database
-    )
+    install_on_box(box.conn, box.provider, backend="rds", database=database)
 
 
 def forms_of(password: str) -> list[str]:
     """The password as it may be stored: raw, and URL-quoted inside the store URI."""
     return [password, quote(password, safe="")]
-
-
-def staged_pattern(box: MlflowBox, lines: list[str], path: str) -> None:
-    """`lines` into a root-only file on the box, over SFTP: never in argv."""
-    staged = box.sh("mktemp").strip()
-    box.conn.put(io.BytesIO("\n".join(lines).encode()), staged)
-    box.sh(f"sudo install -m 0600 -o root {staged} {path} && rm -f {staged}")
-
-
-def files_holding(box: MlflowBox, secrets: list[str]) -> list[str]:
-    """`mode owner path` of every file on the box that holds any of `secrets`."""
-    pattern = "/root/.mlops-box-test-pattern"
-    staged_pattern(box, secrets, pattern)
-    try:
-        found = box.conn.run(
-            f"sudo grep -rlsF -f {pattern} /etc /opt /var /home /tmp /run /root"
-            f" | grep -vx {pattern} | sudo xargs -r stat -c '%a %U %n'",
-            hide=True,
-            warn=True,
-        ).stdout
-    finally:
-        box.sh(f"sudo rm -f {pattern}")
-    return found.split("\n")[:-1]
 
 
 def restart(box: MlflowBox) -> None:

@@ -147,7 +147,7 @@ def monitored(
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.provider, box.address)
+    install_on_box(box.conn, box.provider)
     # The box is the session's: a model another module left live would be this module's
     # "live model", and its predictions would be in the log. Start from nothing served.
     box.fab("deploy.stop")  # refused when nothing was ever deployed: nothing to stop then

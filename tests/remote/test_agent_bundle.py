@@ -81,6 +81,15 @@ def test_the_bundle_runs_from_the_zip_and_answers_in_json(tmp_path: Path) -> Non
         assert copy.execute("select id from runs").fetchall() == [("r1",)]
 
 
+def test_front_door_cert_runs_from_the_zip_with_this_machines_openssl(tmp_path: Path) -> None:
+    status, answer, _ = run_bundle(tmp_path, "front-door-cert", "--dir", str(tmp_path / "tls"))
+
+    assert (status, answer["ok"]) == (0, True), answer
+    assert answer["changed"] == ["CA", "server key", "certificate"]
+    assert str(answer["key_pin"]).startswith("sha256//")
+    assert (tmp_path / "tls" / "server.key").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_failure_is_one_json_line_with_its_kind_and_exit_1(tmp_path: Path) -> None:
     status, answer, _ = run_bundle(tmp_path, "sqlite-backup", str(tmp_path / "no.db"), "x.db")
 

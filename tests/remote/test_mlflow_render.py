@@ -13,7 +13,6 @@ from remote.mlflow.spec import (
     RDS_ENV_FILE,
     ServerSpec,
     controller_version,
-    render_auth_config,
     render_env,
     render_rds_config,
     render_state,
@@ -85,28 +84,6 @@ def test_the_unit_restarts_on_failure_starts_at_boot_and_runs_as_mlflow() -> Non
     assert state["version"] == "3.17.2"
 
 
-def test_public_needs_basic_auth_allowed_hosts_and_a_password_only_in_the_env_file() -> None:
-    spec = ServerSpec(version="3.17.2", public=True, allowed_hosts=("203.0.113.7",))
-    args = server_args(spec)
-    assert args[args.index("--host") + 1] == "0.0.0.0"
-    assert args[args.index("--app-name") + 1] == "basic-auth"
-    hosts = args[args.index("--allowed-hosts") + 1].split(",")
-    assert {"203.0.113.7", "203.0.113.7:5000", "127.0.0.1:5000"} <= set(hosts)
-    env = render_env(spec, "s3cret-pw")
-    assert 'MLFLOW_AUTH_ADMIN_PASSWORD="s3cret-pw"' in env
-    assert "s3cret-pw" not in render_unit(spec) and "s3cret-pw" not in render_auth_config()
-    with pytest.raises(ConfigError):
-        render_env(spec, None)
-
-
-def test_env_values_are_quoted_for_systemd() -> None:
-    spec = ServerSpec(version="3.17.2", public=True, allowed_hosts=("h",))
-    env = render_env(spec, 'pw"a"\\b$HOME%i')
-    assert 'MLFLOW_AUTH_ADMIN_PASSWORD="pw\\"a\\"\\\\b\\$HOME%i"' in env
-    with pytest.raises(ConfigError):
-        render_env(spec, "pw\nEVIL=1")
-
-
 @pytest.mark.parametrize("version", ["3.17.2", "3.0.0rc1", "2.22.1.post1"])
 def test_release_versions_are_accepted(version: str) -> None:
     assert ServerSpec(version=version).venv == f"/opt/mlflow/venvs/{version}"
@@ -122,8 +99,6 @@ def test_other_versions_are_refused_in_one_sentence(version: str) -> None:
     ("kwargs", "match"),
     [
         ({"backend": "mysql"}, "--backend"),
-        ({"public": True}, "allowed hosts"),
-        ({"public": True, "allowed_hosts": ("a b",)}, "--allowed-hosts"),
         ({"artifacts": "gs://x"}, "artifact store"),
     ],
 )
