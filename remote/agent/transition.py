@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 from . import nginx, paths, router, slots, state
 from .failure import AgentFailure
 
-KINDS = ("blue-green", "rollback")
+KINDS = ("blue-green", "rollback", "canary")
+NEW_MODEL_KINDS = ("blue-green", "canary")  # they fetch a model and build its env first
 KIND_LAUNCH = "launch"
+UNIT_EXIT_TIMEOUT_S = 30.0
 
 
 def agent_zip() -> str:
@@ -39,6 +42,12 @@ def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]
         if kind == "rollback" and not current.get("previous"):
             raise AgentFailure(
                 "nothing-to-roll-back", "Nothing to roll back to: no earlier model was live."
+            )
+        if kind == "canary" and not current.get("live"):
+            raise AgentFailure(
+                "nothing-live",
+                "Nothing is live to compare a canary with: deploy a first model with "
+                "`fab deploy.blue-green --model URI`.",
             )
         revision = int(current.get("revision", 0)) + 1
         current["revision"] = revision
@@ -88,12 +97,13 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
     with state.changing() as current:
         transition = _ours(current, revision)
         model = transition.get("model")
-        if transition["kind"] == "blue-green":
+        if transition["kind"] in NEW_MODEL_KINDS:
             if not model or not os.path.isfile(f"{settings['env']}/bin/python"):
                 raise AgentFailure(KIND_LAUNCH, f"No environment at {settings['env']}.")
             model["env"] = settings["env"]
         transition.update(phase="launched", settings=settings, model=model, holder=None)
         current["transition"] = transition
+        _wait_for_the_last_unit()
         started = subprocess.run(
             [
                 "systemd-run",
@@ -118,6 +128,25 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
     return {"unit": f"{paths.TRANSITION_UNIT}.service"}
 
 
+def _wait_for_the_last_unit() -> None:
+    """The last transition's unit may still be loaded: it closed its history entry (so a
+    new transition could begin) and is exiting, or systemd has not yet removed its
+    control group. systemd-run refuses a unit name that is still loaded."""
+    deadline = time.monotonic() + UNIT_EXIT_TIMEOUT_S
+    unit = f"{paths.TRANSITION_UNIT}.service"
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["systemctl", "show", "-p", "LoadState", "--value", unit],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if shown != "loaded":
+            return
+        subprocess.run(["systemctl", "reset-failed", unit], capture_output=True, check=False)
+        time.sleep(0.2)
+
+
 def log(revision: int, line: str, **changes: Any) -> None:
     """A progress line: into the transition's log (the controller follows it) and stdout."""
     print(line, flush=True)
@@ -136,14 +165,21 @@ def apply_router(current: dict[str, Any]) -> bool:
 
 def reconcile(current: dict[str, Any]) -> None:
     """Make the box match the state after an interrupted transition: the router's config,
-    and the live slot running and enabled at boot."""
+    the live slot running and enabled at boot, and no canary candidate left with a share
+    of the traffic (only a running canary gives one): 100% back on the live slot in one
+    reload, then the candidate stops."""
     live = current.get("live")
     if live:
         slots.enable(live["slot"])
         if not slots.active(live["slot"]):
             slots.start(live["slot"])
+    candidate = current.get("candidate")
+    current["candidate"] = None
     if live or os.path.exists(nginx.site_path(paths.ROUTER_SITE)):
         apply_router(current)
+    if candidate and (not live or candidate["slot"] != live["slot"]):
+        slots.stop(candidate["slot"])
+        slots.enable(candidate["slot"], on=False)
 
 
 def retire_later(slot: str, revision: int, seconds: float) -> str | None:
