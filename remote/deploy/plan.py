@@ -49,6 +49,16 @@ def check_seconds(name: str, value: float, *, maximum: float = MAX_WAIT_S) -> fl
     return seconds
 
 
+def check_milliseconds(name: str, value: float) -> float:
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name} is {value!r}: give milliseconds, such as 500.") from None
+    if not 0 <= ms <= MAX_WAIT_S * 1000:
+        raise ConfigError(f"--{name} is {value}: give milliseconds, such as 500 (0: not judged).")
+    return ms
+
+
 def check_rate(name: str, value: float) -> float:
     try:
         rate = float(value)
@@ -147,7 +157,7 @@ class CanaryPlan:
         set_(self, "steps", parse_steps(self.steps))
         set_(self, "bake_s", check_seconds("bake", self.bake_s))
         set_(self, "max_error_rate", check_rate("max-error-rate", self.max_error_rate))
-        set_(self, "max_p99_ms", check_seconds("max-p99-ms", self.max_p99_ms))
+        set_(self, "max_p99_ms", check_milliseconds("max-p99-ms", self.max_p99_ms))
         set_(self, "termination_wait_s", check_seconds("termination-wait", self.termination_wait_s))
         try:
             minimum = int(str(self.min_requests))
