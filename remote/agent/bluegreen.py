@@ -42,7 +42,8 @@ def run(revision: int, kinds: Mapping[str, Steps]) -> dict[str, Any]:
         if transition.get("revision") != revision:
             raise AgentFailure("lost", f"Revision {revision} is not the recorded transition.")
         before = {"live": current.get("live"), "previous": current.get("previous")}
-        log(revision, f"Running on the box as {paths.TRANSITION_UNIT}", phase="running")
+        unit = transition.get("unit") or paths.TRANSITION_UNIT
+        log(revision, f"Running on the box as {unit}", phase="running")
         try:
             steps = kinds[transition["kind"]]
             outcome, reason = steps(revision, transition, current)

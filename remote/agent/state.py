@@ -121,8 +121,9 @@ def transition_alive(transition: dict[str, Any]) -> bool:
     if transition.get("phase") == "preparing":
         holder = transition.get("holder") or {}
         return _start_ticks(int(holder.get("pid", 0))) == holder.get("start")
+    name = transition.get("unit") or paths.TRANSITION_UNIT
     unit = subprocess.run(
-        ["systemctl", "is-active", f"{paths.TRANSITION_UNIT}.service"],
+        ["systemctl", "is-active", f"{name}.service"],
         capture_output=True,
         text=True,
         check=False,

@@ -3,8 +3,8 @@
 A deploy is one transition, recorded in the state file from the moment it begins:
   preparing  the controller fetches the model and builds its environment; the transition
              stays alive as long as the controller's SSH session does (its lease);
-  launched / running  the steps run in the unit mlops-deploy, which holds a lock for its
-             whole life, so a dropped SSH connection changes nothing;
+  launched / running  the steps run in the unit mlops-deploy-<revision>, which holds a
+             lock for its whole life, so a dropped SSH connection changes nothing;
 and ends in history with an outcome: live, rolled back, refused, failed or interrupted.
 Only one transition exists at a time: a second is refused naming the first.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 from . import nginx, paths, router, slots, state
@@ -23,7 +22,6 @@ from .failure import AgentFailure
 KINDS = ("blue-green", "rollback", "canary")
 NEW_MODEL_KINDS = ("blue-green", "canary")  # they fetch a model and build its env first
 KIND_LAUNCH = "launch"
-UNIT_EXIT_TIMEOUT_S = 30.0
 
 
 def agent_zip() -> str:
@@ -101,13 +99,16 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
             if not model or not os.path.isfile(f"{settings['env']}/bin/python"):
                 raise AgentFailure(KIND_LAUNCH, f"No environment at {settings['env']}.")
             model["env"] = settings["env"]
-        transition.update(phase="launched", settings=settings, model=model, holder=None)
+        # One unit name per revision: systemd may keep the last one loaded for a while
+        # after it ended (in a container it can fail to remove its control group), and
+        # systemd-run refuses a name that is still loaded.
+        unit = f"{paths.TRANSITION_UNIT}-{revision}"
+        transition.update(phase="launched", settings=settings, model=model, holder=None, unit=unit)
         current["transition"] = transition
-        _wait_for_the_last_unit()
         started = subprocess.run(
             [
                 "systemd-run",
-                f"--unit={paths.TRANSITION_UNIT}",
+                f"--unit={unit}",
                 "--collect",
                 "--quiet",
                 f"--property=Environment=PYTHONPATH={agent_zip()}",
@@ -125,26 +126,7 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
         if started.returncode != 0:
             state.close_transition(current, "failed", f"could not start: {started.stderr.strip()}")
             raise AgentFailure(KIND_LAUNCH, f"Could not start the deploy unit: {started.stderr}")
-    return {"unit": f"{paths.TRANSITION_UNIT}.service"}
-
-
-def _wait_for_the_last_unit() -> None:
-    """The last transition's unit may still be loaded: it closed its history entry (so a
-    new transition could begin) and is exiting, or systemd has not yet removed its
-    control group. systemd-run refuses a unit name that is still loaded."""
-    deadline = time.monotonic() + UNIT_EXIT_TIMEOUT_S
-    unit = f"{paths.TRANSITION_UNIT}.service"
-    while time.monotonic() < deadline:
-        shown = subprocess.run(
-            ["systemctl", "show", "-p", "LoadState", "--value", unit],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if shown != "loaded":
-            return
-        subprocess.run(["systemctl", "reset-failed", unit], capture_output=True, check=False)
-        time.sleep(0.2)
+    return {"unit": f"{unit}.service"}
 
 
 def log(revision: int, line: str, **changes: Any) -> None:

@@ -95,7 +95,7 @@ def _follow(
             raise WaitTimeout(
                 f"Revision {revision} is still running on the box after the time it should "
                 "take: follow it with `fab deploy.status --watch`, or read `journalctl -u "
-                "mlops-deploy` on the box."
+                f"mlops-deploy-{revision}` on the box."
             )
         time.sleep(POLL_S)
 

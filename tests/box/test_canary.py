@@ -3,7 +3,7 @@
 One box and one MLflow install for the module (tests/box/serving_box.py builds it as the
 blue-green tests do). Models: the example trained twice (cnr-taxi 1 and 2, healthy), a
 picky one that answers 400 for trips of 9 passengers, and a slow one. Every canary goes
-through the real `fab` CLI and runs as the unit mlops-deploy on the box; the load is a
+through the real `fab` CLI and runs as a unit mlops-deploy-<revision> on the box; the load is a
 real HTTP client with keep-alive connections on the box next to the router. Bakes are a
 few seconds so the module stays short. Its own model names keep it apart from the other
 serving tests, and its teardown leaves the box as a box that never served.
@@ -201,7 +201,10 @@ def test_a_candidate_killed_mid_bake_rolls_back(serving: ServingBox) -> None:
     with serving.load(threads=4) as load, fab_running(serving, *command) as running:
         wait_for_step(serving, "Step 1/2 at 25%", command=running)
         time.sleep(1)
-        serving.sh(f"sudo systemctl kill --signal=KILL mlops-model@{candidate_slot}")
+        # The model server crashes (its main process killed; systemd restarts it).
+        serving.sh(
+            f"sudo kill -KILL $(systemctl show -p MainPID --value mlops-model@{candidate_slot})"
+        )
         out, err = running.communicate(timeout=300)
     assert running.returncode == 1, out + err
     entry = last(serving)
