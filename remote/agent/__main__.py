@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serving_commands(commands: Any) -> None:
     begin = commands.add_parser("deploy-begin", help="record a new transition, or refuse")
-    begin.add_argument("kind", choices=("blue-green", "rollback"))
+    begin.add_argument("kind", choices=("blue-green", "rollback", "canary"))
     begin.add_argument("--model", default="")
     begin.add_argument("--holder", type=int, required=True, help="pid of the SSH session")
     begin.add_argument("--by", required=True)
@@ -93,11 +93,20 @@ def _serving_commands(commands: Any) -> None:
     launch.add_argument("--bake", type=float, default=0.0)
     launch.add_argument("--termination-wait", type=float, default=600.0)
     launch.add_argument("--max-error-rate", type=float, default=0.01)
+    launch.add_argument("--steps", default="", help="a canary's weights: 5,25,50,100")
+    launch.add_argument("--min-requests", type=int, default=1)
+    launch.add_argument("--max-p99-ms", type=float, default=0.0)
+    launch.add_argument("--max-duration", type=float, default=0.0)
     run = commands.add_parser("deploy-run", help="the transition's steps (in mlops-deploy)")
     run.add_argument("revision", type=int)
     retire = commands.add_parser("retire", help="stop a slot that lost its traffic (timer)")
     retire.add_argument("slot")
     retire.add_argument("revision", type=int)
+    for name, help_text in (
+        ("deploy-promote", "make a running canary's candidate live"),
+        ("deploy-abort", "end a running canary: 100% stable, then stop the candidate"),
+    ):
+        commands.add_parser(name, help=help_text).add_argument("--by", required=True)
     stop = commands.add_parser("deploy-stop", help="stop the router and every slot")
     stop.add_argument("--by", required=True)
     commands.add_parser("deploy-status", help="the deploy state and the units")
@@ -120,7 +129,7 @@ def _serving_commands(commands: Any) -> None:
 
 def _serving(args: argparse.Namespace) -> dict[str, Any]:
     """The serving commands, imported only when one runs."""
-    from . import bluegreen, nginx, serving, transition
+    from . import nginx, serving, transition
 
     if args.command == "deploy-begin":
         return transition.begin(args.kind, args.model, args.holder, args.by)
@@ -139,9 +148,20 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
             "termination_wait": args.termination_wait,
             "max_error_rate": args.max_error_rate,
         }
+        if args.steps:
+            settings.update(
+                steps=[int(step) for step in args.steps.split(",")],
+                min_requests=args.min_requests,
+                max_p99_ms=args.max_p99_ms,
+                max_duration=args.max_duration,
+            )
         return transition.launch(args.revision, settings)
     if args.command == "deploy-run":
-        return bluegreen.run(args.revision)
+        return serving.run(args.revision)
+    if args.command == "deploy-promote":
+        return serving.promote(args.by)
+    if args.command == "deploy-abort":
+        return serving.abort(args.by)
     if args.command == "retire":
         return transition.retire(args.slot, args.revision)
     if args.command == "deploy-stop":

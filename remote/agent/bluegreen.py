@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import files, gates, paths, registry, slots, state
@@ -26,10 +27,13 @@ from .transition import agent_zip, apply_router, cancel_retire, log, retire_late
 VERIFY_TIMEOUT_S = 10.0
 BAKE_REPORT_EVERY_S = 5.0
 Assignment = dict[str, Any]
+# A kind of transition's steps: (revision, transition, state) -> (outcome, reason).
+Steps = Callable[[int, dict[str, Any], dict[str, Any]], tuple[str, str]]
 
 
-def run(revision: int) -> dict[str, Any]:
-    """The transition unit's body: run the recorded transition and close it in history."""
+def run(revision: int, kinds: Mapping[str, Steps]) -> dict[str, Any]:
+    """The transition unit's body: run the recorded transition with the steps of its kind
+    (serving.TRANSITIONS) and close it in history."""
     with files.flocked(paths.TRANSITION_LOCK, blocking=False) as mine:
         if not mine:
             raise AgentFailure(state.KIND_BUSY, "Another transition holds the lock.")
@@ -38,9 +42,10 @@ def run(revision: int) -> dict[str, Any]:
         if transition.get("revision") != revision:
             raise AgentFailure("lost", f"Revision {revision} is not the recorded transition.")
         before = {"live": current.get("live"), "previous": current.get("previous")}
-        log(revision, f"Running on the box as {paths.TRANSITION_UNIT}", phase="running")
+        unit = transition.get("unit") or paths.TRANSITION_UNIT
+        log(revision, f"Running on the box as {unit}", phase="running")
         try:
-            steps = blue_green if transition["kind"] == "blue-green" else rollback
+            steps = kinds[transition["kind"]]
             outcome, reason = steps(revision, transition, current)
         except Exception as exc:  # anything unforeseen: back to the routing it started from
             outcome, reason = "failed", f"{type(exc).__name__}: {exc}"

@@ -1,11 +1,12 @@
 """The deploy commands: prepare on the controller, switch on the box, follow it.
 
-A blue-green deploy has two halves. Here, over SSH: make sure serving is set up, begin a
-transition on the box (refused if one runs), have the box resolve and copy the model from
-its MLflow, build the model's environment. None of that touches the traffic, and if the
-SSH connection drops the transition's lease ends with it. Then the box runs the switch
-itself as the unit mlops-deploy (remote/agent/bluegreen.py), and this side only follows
-its progress lines: a dropped connection no longer matters.
+A blue-green deploy or a canary has two halves. Here, over SSH: make sure serving is set
+up, begin a transition on the box (refused if one runs), have the box resolve and copy
+the model from its MLflow, build the model's environment. None of that touches the
+traffic, and if the SSH connection drops the transition's lease ends with it. Then the
+box runs the steps itself as the unit mlops-deploy (remote/agent/bluegreen.py,
+canary.py), and this side only follows its progress lines: a dropped connection no
+longer matters. `promote` and `abort` ask the running canary and follow it to its end.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from remote.deploy import status
 from remote.deploy.env import ensure_env
-from remote.deploy.plan import BlueGreenPlan, RollbackPlan
+from remote.deploy.plan import BlueGreenPlan, CanaryPlan, RollbackPlan
 from remote.deploy.setup import ensure_serving
 from remote.errors import DeployBusy, DeployError, MlopsBoxError
 from remote.mlflow.spec import ENV_FILE, VENV_ROOT
@@ -59,38 +60,48 @@ def mlflow_python(conn: Connection) -> str:
 def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> dict[str, Any]:
     """Deploy `plan.model_uri` blue-green; the history entry of a deploy that went live,
     else DeployError saying what happened and what serves now."""
+    launch = [
+        "--bake",
+        str(plan.bake_s),
+        "--termination-wait",
+        str(plan.termination_wait_s),
+        "--max-error-rate",
+        str(plan.max_error_rate),
+    ]
+    return _new_model(conn, "blue-green", plan.model_uri, launch, by=by, say=say)
+
+
+def canary(conn: Connection, plan: CanaryPlan, *, by: str, say: Say) -> dict[str, Any]:
+    """Roll `plan.model_uri` out step by step beside the live model, judged at each step
+    (remote/agent/canary.py); the history entry once it is live, else DeployError."""
+    return _new_model(conn, "canary", plan.model_uri, plan.launch_args(), by=by, say=say)
+
+
+def _new_model(
+    conn: Connection, kind: str, model_uri: str, launch: list[str], *, by: str, say: Say
+) -> dict[str, Any]:
+    """Prepare a new model over SSH (fetch it, build its env), then launch `kind` on the
+    box and follow it to its end."""
     python = mlflow_python(conn)
     changed = ensure_serving(conn, say=say)
     if changed:
         say(f"Serving set up: {changed}")
-    revision = begin(conn, "blue-green", plan.model_uri, by)
-    say(f"Revision {revision}: blue-green deploy of {plan.model_uri}")
+    revision = begin(conn, kind, model_uri, by)
+    say(f"Revision {revision}: {kind} deploy of {model_uri}")
     try:
         model = _agent(
             conn,
             "model-fetch",
-            plan.model_uri,
+            model_uri,
             "--revision",
             str(revision),
             python=python,
             env_file=f"-{ENV_FILE}",
             timeout_s=FETCH_TIMEOUT_S,
         )["model"]
-        say(f"Resolved {plan.model_uri} to {model['name']}/{model['version']} ({model['dir']})")
+        say(f"Resolved {model_uri} to {model['name']}/{model['version']} ({model['dir']})")
         env = ensure_env(conn, list(model["requirements"]), say=say)
-        _agent(
-            conn,
-            "deploy-launch",
-            str(revision),
-            "--env",
-            env,
-            "--bake",
-            str(plan.bake_s),
-            "--termination-wait",
-            str(plan.termination_wait_s),
-            "--max-error-rate",
-            str(plan.max_error_rate),
-        )
+        _agent(conn, "deploy-launch", str(revision), "--env", env, *launch)
     except MlopsBoxError as exc:
         _abandon(conn, revision, str(exc))
         raise
@@ -109,6 +120,24 @@ def rollback(conn: Connection, plan: RollbackPlan, *, by: str, say: Say) -> dict
         _abandon(conn, revision, str(exc))
         raise
     return _finished(status.follow(conn, revision, say=say))
+
+
+def promote(conn: Connection, *, by: str, say: Say) -> dict[str, Any]:
+    """Make the running canary's candidate live now; its history entry."""
+    answer = _agent(conn, "deploy-promote", "--by", by)
+    return _finished(_followed(conn, answer, say))
+
+
+def abort(conn: Connection, *, by: str, say: Say) -> dict[str, Any]:
+    """End the running canary: 100% on the live slot, the candidate stopped; its entry."""
+    return _followed(conn, _agent(conn, "deploy-abort", "--by", by), say)
+
+
+def _followed(conn: Connection, answer: dict[str, Any], say: Say) -> dict[str, Any]:
+    """The history entry of what the agent did at once, or of the transition it asked."""
+    if "entry" in answer:
+        return dict(answer["entry"])
+    return status.follow(conn, int(answer["revision"]), say=say, shown=int(answer["shown"]))
 
 
 def stop(conn: Connection, *, by: str) -> dict[str, Any]:

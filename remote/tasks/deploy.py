@@ -1,11 +1,12 @@
-"""`fab deploy.*`: models served on the box behind the nginx router, blue-green, rollback,
-and the TLS front door that exposes them."""
+"""`fab deploy.*`: models served on the box behind the nginx router: blue-green, canary,
+rollback, and the TLS front door that exposes them."""
 
 from __future__ import annotations
 
 import datetime
 import getpass
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from invoke import Collection
@@ -18,9 +19,13 @@ from remote.deploy.front_door import PORT, parse_cidr
 from remote.deploy.plan import (
     DEFAULT_BAKE_S,
     DEFAULT_MAX_ERROR_RATE,
+    DEFAULT_MIN_REQUESTS,
+    DEFAULT_STEPS,
     DEFAULT_TERMINATION_WAIT_S,
     BlueGreenPlan,
+    CanaryPlan,
     RollbackPlan,
+    parse_steps,
 )
 from remote.errors import ConfigError
 from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
@@ -56,6 +61,75 @@ def blue_green(
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
         entry = apply.blue_green(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
+@task(
+    help={
+        "model": "The model to roll out (a URI as for deploy.blue-green).",
+        "steps": "The candidate's share at each step, in percent, growing to 100 "
+        f"(default {','.join(map(str, DEFAULT_STEPS))}).",
+        "bake": f"Seconds each step is watched before it is judged (default {DEFAULT_BAKE_S:.0f}).",
+        "max_error_rate": "Share of the candidate's requests answered 4xx or 5xx that "
+        f"fails a step (default {DEFAULT_MAX_ERROR_RATE}).",
+        "max_p99_ms": "p99 latency of the candidate's requests that fails a step "
+        "(default: not judged).",
+        "min_requests": "Requests a step needs to be judged; fewer wait, up to --max-duration "
+        f"(default {DEFAULT_MIN_REQUESTS}).",
+        "max_duration": "Seconds the whole canary may take before it rolls back "
+        "(default: three times the bakes).",
+        "termination_wait": "Seconds the old slot stays warm once the candidate is live "
+        f"(default {DEFAULT_TERMINATION_WAIT_S:.0f}).",
+    },
+)
+@user_errors
+def canary(
+    c: Any,
+    model: str = "",
+    steps: str = ",".join(map(str, DEFAULT_STEPS)),
+    bake: float = DEFAULT_BAKE_S,
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+    max_p99_ms: float = 0.0,
+    min_requests: int = DEFAULT_MIN_REQUESTS,
+    max_duration: float = 0.0,
+    termination_wait: float = DEFAULT_TERMINATION_WAIT_S,
+) -> None:
+    """Roll a model out step by step beside the live one, judged at each step; rolls back."""
+    plan = CanaryPlan(
+        model,
+        parse_steps(steps),
+        bake,
+        max_error_rate,
+        max_p99_ms,
+        min_requests,
+        max_duration,
+        termination_wait,
+    )
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = apply.canary(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
+@task
+@user_errors
+def promote(c: Any) -> None:
+    """During a canary: send it all the traffic and make the candidate live now."""
+    _on_the_running_deploy(c, apply.promote)
+
+
+@task
+@user_errors
+def abort(c: Any) -> None:
+    """During a canary: all traffic back to the live slot, then stop the candidate."""
+    _on_the_running_deploy(c, apply.abort)
+
+
+def _on_the_running_deploy(c: Any, act: Callable[..., dict[str, Any]]) -> None:
+    """Ask the running deploy to promote or abort, follow it, say how it ended."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = act(conn, by=_by(), say=say)
     say(deploy_status.outcome_sentence(entry))
 
 
@@ -161,4 +235,6 @@ def expose(c: Any, cidr: str = "", off: bool = False) -> None:
         say(line)
 
 
-deploy = Collection("deploy", blue_green, rollback, status, history, tunnel, stop, expose)
+deploy = Collection(
+    "deploy", blue_green, canary, promote, abort, rollback, status, history, tunnel, stop, expose
+)
