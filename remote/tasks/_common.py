@@ -43,11 +43,12 @@ def user_errors(body: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class WholeNumberArgument(Argument):
-    """An int-typed task argument whose bad value is one line, not a traceback.
+class NumberArgument(Argument):
+    """An int- or float-typed task argument whose bad value is one line, not a traceback.
 
-    Invoke casts `--ssh-timeout abc` with int() while parsing and lets the ValueError
-    escape; only a ParseError is printed as one line and exit 1.
+    Invoke casts `--ssh-timeout abc` with int() (and `--bake abc` with float()) while
+    parsing and lets the ValueError escape; only a ParseError is printed as one line and
+    exit 1.
     """
 
     def set_value(self, value: Any, cast: bool = True) -> None:
@@ -55,19 +56,19 @@ class WholeNumberArgument(Argument):
             super().set_value(value, cast=cast)
         except ValueError:
             flag = f"--{self.names[0]}"
+            number = "a whole number" if self.kind is int else "a number"
             raise ParseError(
-                f"{flag} is {value!r}: give a whole number, such as the default "
-                f"({flag} {self.default})."
+                f"{flag} is {value!r}: give {number}, such as the default ({flag} {self.default})."
             ) from None
 
 
 class CheckedTask(fabric.Task):
-    """A Fabric task whose int arguments are `WholeNumberArgument`s."""
+    """A Fabric task whose int and float arguments are `NumberArgument`s."""
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
         return [
-            WholeNumberArgument(
+            NumberArgument(
                 names=arg.names,
                 kind=arg.kind,
                 default=arg.default,
@@ -77,7 +78,7 @@ class CheckedTask(fabric.Task):
                 incrementable=arg.incrementable,
                 attr_name=arg.attr_name,
             )
-            if arg.kind is int and not arg.incrementable
+            if arg.kind in (int, float) and not arg.incrementable
             else arg
             for arg in arguments
         ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from remote.deploy.plan import DEFAULT_BAKE_S, DEFAULT_TERMINATION_WAIT_S
 from remote.tasks.box import SSH_TIMEOUT_S
 from tests.remote.fab_cli import NAME, REPO_ROOT, STACK, fab, refused, tree
 
@@ -191,6 +192,27 @@ def test_a_non_integer_ssh_timeout_is_one_line(
         f"--ssh-timeout is {value!r}: give a whole number, such as the default "
         f"(--ssh-timeout {SSH_TIMEOUT_S})."
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["deploy.blue-green", "--model", "models:/m/1", "--bake", "abc"],
+            f"--bake is 'abc': give a number, such as the default (--bake {DEFAULT_BAKE_S}).",
+        ),
+        (
+            ["deploy.rollback", "--termination-wait", "soon"],
+            "--termination-wait is 'soon': give a number, such as the default "
+            f"(--termination-wait {DEFAULT_TERMINATION_WAIT_S}).",
+        ),
+    ],
+    ids=["bake", "termination-wait"],
+)
+def test_a_float_argument_that_is_not_a_number_is_one_line(
+    fab_env: dict[str, str], stopped: State, args: list[str], message: str
+) -> None:
+    assert refused_unchanged(stopped, fab_env, *args) == message
 
 
 FABRIC_YAML_CASES = [
