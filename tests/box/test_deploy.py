@@ -24,6 +24,7 @@ from remote.system.agent import run_agent
 from remote.system.nginx import NginxError, ensure_site
 from tests.box.mlflow_box import free_port
 from tests.box.serving_box import (
+    STATE_FILE,
     ServingBox,
     champion,
     fab_in_background,
@@ -55,9 +56,13 @@ def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[S
     register_picky(
         box, "taxi-no-env", most_passengers=6, like=like, extra=("mlops-box-no-such-package==1.0",)
     )
+    serving = ServingBox(box)
     try:
-        yield ServingBox(box)
+        yield serving
     finally:
+        # The box is the session's: the next module finds nothing served, no deploy state.
+        serving.fab("deploy.stop")
+        serving.sh(f"sudo rm -f {STATE_FILE}")
         box.conn.close()
 
 

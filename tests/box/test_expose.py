@@ -53,6 +53,9 @@ def box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[Mlflo
     bootstrap(box.conn)
     install_on_box(box.conn, box.provider)
     nginx.ensure_nginx(box.conn)
+    # The box is the session's: a real router another module left on 127.0.0.1:8000 would
+    # answer in place of this stand-in (nginx takes the first server on a port).
+    box.fab("deploy.stop")  # refused when nothing was ever deployed: nothing to stop then
     nginx.ensure_site(box.conn, ROUTER, ROUTER_SITE)
     try:
         yield box
