@@ -19,7 +19,7 @@ from typing import Any
 from . import nginx, paths, router, slots, state
 from .failure import AgentFailure
 
-KINDS = ("blue-green", "rollback")
+KINDS = ("blue-green", "rollback", "shadow")
 KIND_LAUNCH = "launch"
 
 
@@ -88,7 +88,7 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
     with state.changing() as current:
         transition = _ours(current, revision)
         model = transition.get("model")
-        if transition["kind"] == "blue-green":
+        if transition["kind"] in ("blue-green", "shadow"):
             if not model or not os.path.isfile(f"{settings['env']}/bin/python"):
                 raise AgentFailure(KIND_LAUNCH, f"No environment at {settings['env']}.")
             model["env"] = settings["env"]
@@ -150,18 +150,20 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
     """Stop `slot` in `seconds` with a timer on the box; None when it was stopped now
     (asked for, or the timer could not be made: a warm slot is never left without one)."""
     cancel_retire(slot)
-    if seconds > 0 and _timer(slot, revision, seconds):
+    unit = paths.RETIRE_UNIT.format(slot=slot)
+    if seconds > 0 and timer(unit, seconds, "retire", slot, str(revision)):
         return state.later(seconds)
     slots.stop(slot)
     slots.enable(slot, on=False)
     return None
 
 
-def _timer(slot: str, revision: int, seconds: float) -> bool:
+def timer(unit: str, seconds: float, *command: str) -> bool:
+    """Run the agent's `command` in `seconds`, from a transient timer on the box."""
     made = subprocess.run(
         [
             "systemd-run",
-            f"--unit={paths.RETIRE_UNIT.format(slot=slot)}",
+            f"--unit={unit}",
             f"--on-active={max(1, round(seconds))}s",
             "--timer-property=AccuracySec=1s",
             "--collect",
@@ -170,9 +172,7 @@ def _timer(slot: str, revision: int, seconds: float) -> bool:
             sys.executable,
             "-m",
             __package__ or "mlops_agent",
-            "retire",
-            slot,
-            str(revision),
+            *command,
         ],
         capture_output=True,
         check=False,
@@ -180,11 +180,14 @@ def _timer(slot: str, revision: int, seconds: float) -> bool:
     return made.returncode == 0
 
 
-def cancel_retire(slot: str) -> None:
-    name = paths.RETIRE_UNIT.format(slot=slot)
+def cancel_timer(unit: str) -> None:
     subprocess.run(
-        ["systemctl", "stop", f"{name}.timer", f"{name}.service"], capture_output=True, check=False
+        ["systemctl", "stop", f"{unit}.timer", f"{unit}.service"], capture_output=True, check=False
     )
+
+
+def cancel_retire(slot: str) -> None:
+    cancel_timer(paths.RETIRE_UNIT.format(slot=slot))
 
 
 def retire(slot: str, revision: int) -> dict[str, Any]:

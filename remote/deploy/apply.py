@@ -56,44 +56,55 @@ def mlflow_python(conn: Connection) -> str:
     return f"{VENV_ROOT}/{installed['version']}/bin/python"
 
 
-def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> dict[str, Any]:
-    """Deploy `plan.model_uri` blue-green; the history entry of a deploy that went live,
-    else DeployError saying what happened and what serves now."""
+def prepare_and_launch(
+    conn: Connection, kind: str, model_uri: str, launch: list[str], *, what: str, by: str, say: Say
+) -> int:
+    """Begin a `kind` transition of `model_uri`, have the box fetch the model, build its
+    environment and launch the steps with the `launch` arguments; its revision. A failure
+    before the launch ends the transition in history as refused."""
     python = mlflow_python(conn)
     changed = ensure_serving(conn, say=say)
     if changed:
         say(f"Serving set up: {changed}")
-    revision = begin(conn, "blue-green", plan.model_uri, by)
-    say(f"Revision {revision}: blue-green deploy of {plan.model_uri}")
+    revision = begin(conn, kind, model_uri, by)
+    say(f"Revision {revision}: {what}")
     try:
         model = _agent(
             conn,
             "model-fetch",
-            plan.model_uri,
+            model_uri,
             "--revision",
             str(revision),
             python=python,
             env_file=f"-{ENV_FILE}",
             timeout_s=FETCH_TIMEOUT_S,
         )["model"]
-        say(f"Resolved {plan.model_uri} to {model['name']}/{model['version']} ({model['dir']})")
+        say(f"Resolved {model_uri} to {model['name']}/{model['version']} ({model['dir']})")
         env = ensure_env(conn, list(model["requirements"]), say=say)
-        _agent(
-            conn,
-            "deploy-launch",
-            str(revision),
-            "--env",
-            env,
-            "--bake",
-            str(plan.bake_s),
-            "--termination-wait",
-            str(plan.termination_wait_s),
-            "--max-error-rate",
-            str(plan.max_error_rate),
-        )
+        _agent(conn, "deploy-launch", str(revision), "--env", env, *launch)
     except MlopsBoxError as exc:
         _abandon(conn, revision, str(exc))
         raise
+    return revision
+
+
+def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> dict[str, Any]:
+    """Deploy `plan.model_uri` blue-green; the history entry of a deploy that went live,
+    else DeployError saying what happened and what serves now."""
+    launch = [
+        *("--bake", str(plan.bake_s)),
+        *("--termination-wait", str(plan.termination_wait_s)),
+        *("--max-error-rate", str(plan.max_error_rate)),
+    ]
+    revision = prepare_and_launch(
+        conn,
+        "blue-green",
+        plan.model_uri,
+        launch,
+        what=f"blue-green deploy of {plan.model_uri}",
+        by=by,
+        say=say,
+    )
     return _finished(status.follow(conn, revision, say=say))
 
 
