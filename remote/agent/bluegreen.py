@@ -40,8 +40,7 @@ def run(revision: int) -> dict[str, Any]:
         before = {"live": current.get("live"), "previous": current.get("previous")}
         log(revision, f"Running on the box as {paths.TRANSITION_UNIT}", phase="running")
         try:
-            steps = blue_green if transition["kind"] == "blue-green" else rollback
-            outcome, reason = steps(revision, transition, current)
+            outcome, reason = _steps(transition["kind"])(revision, transition, current)
         except Exception as exc:  # anything unforeseen: back to the routing it started from
             outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
             log(revision, f"Failed ({reason}): restoring the routing it started from")
@@ -53,6 +52,15 @@ def run(revision: int) -> dict[str, Any]:
             entry = state.close_transition(current, outcome, reason)
     print(f"Revision {revision}: {outcome}" + (f" ({reason})" if reason else ""), flush=True)
     return {"outcome": entry["outcome"], "reason": entry["reason"]}
+
+
+def _steps(kind: str) -> Any:
+    """The steps of a transition kind."""
+    if kind == "shadow":
+        from .shadow import steps  # shadow.py builds on this module's steps
+
+        return steps
+    return blue_green if kind == "blue-green" else rollback
 
 
 def switch(live: Assignment | None, previous: Assignment | None) -> float:

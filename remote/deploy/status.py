@@ -112,6 +112,8 @@ def outcome_sentence(entry: dict[str, Any]) -> str:
         return f"{what} is live in slot {entry.get('slot')}{reason}."
     if outcome == "refused":
         return f"{what} was refused and never got traffic{reason}."
+    if outcome == "shadowing":
+        return f"{what} gets copies of the live traffic in slot {entry.get('slot')}{reason}."
     if outcome == "rolled back":
         return f"{what} was rolled back{reason}."
     return f"{what} ended {outcome}{reason}."
@@ -142,6 +144,13 @@ def describe_status(answer: dict[str, Any], name: str, now: datetime.datetime) -
         lines.append("  live      nothing: deploy with `fab deploy.blue-green --model URI`")
     if previous:
         lines.append(f"  previous  {previous['slot']:<6} {label(previous['model'])}  (rollback)")
+    mirror = state.get("mirror")
+    if mirror:
+        until = f" until {mirror['until']}" if mirror.get("until") else ""
+        lines.append(
+            f"  shadow    {mirror['slot']:<6} {label(mirror['model'])}  ({mirror['sample']:g}% "
+            f"of the traffic copied since {mirror.get('started')}{until})"
+        )
     lines.append("  slots")
     for slot, unit in answer["slots"].items():
         held = state.get("slots", {}).get(slot, {})

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime
 import getpass
 import socket
+import webbrowser
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection
 
 from remote import contract
-from remote.deploy import apply
+from remote.deploy import apply, shadow
 from remote.deploy import status as deploy_status
 from remote.deploy.plan import (
     DEFAULT_BAKE_S,
@@ -19,6 +21,7 @@ from remote.deploy.plan import (
     BlueGreenPlan,
     RollbackPlan,
 )
+from remote.errors import DeployError
 from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
 
 
@@ -127,4 +130,90 @@ def stop(c: Any) -> None:
     say(f"Stopped serving on {settings.name} (was: {answer['was']}); revision {answer['revision']}")
 
 
-deploy = Collection("deploy", blue_green, rollback, status, history, tunnel, stop)
+@task(
+    name="shadow",
+    help={
+        "model": "The model to shadow: a model URI as for deploy.blue-green.",
+        "sample": "Percent of the live requests copied to the shadow (default 100).",
+        "duration": "Seconds until the box ends the shadow by itself (default: no end).",
+    },
+)
+@user_errors
+def shadow_(c: Any, model: str = "", sample: str = "100", duration: str = "0") -> None:
+    """Serve a model in the shadow slot with a copy of the live traffic; live answers all."""
+    plan = shadow.plan(model, sample, duration)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = shadow.start(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+    say(
+        "Compare it with `fab deploy.shadow-report`; end it with `fab deploy.abort` or "
+        "`fab deploy.promote`."
+    )
+
+
+@task(
+    name="shadow-report",
+    help={
+        "tolerance": "Relative difference within which two predictions agree (default 0.05).",
+        "out": "Folder for the downloaded report (default: ./shadow-reports).",
+        "open": "Open the report in the browser.",
+    },
+)
+@user_errors
+def shadow_report(
+    c: Any,
+    tolerance: str = str(shadow.DEFAULT_TOLERANCE),
+    out: str = "shadow-reports",
+    open_: bool = False,
+) -> None:
+    """Report the running (or last) shadow against the live model; logged to MLflow."""
+    checked = shadow.check_tolerance(tolerance)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        made = shadow.report(conn, Path(out).expanduser().absolute(), checked, say=say)
+    say(made.describe())
+    if open_:
+        webbrowser.open(made.html.as_uri())
+
+
+@task(help={"bake": f"After a shadow: the blue-green's bake (default {DEFAULT_BAKE_S:.0f})."})
+@user_errors
+def promote(c: Any, bake: str = str(DEFAULT_BAKE_S)) -> None:
+    """Make the running shadow's model live (a blue-green deploy), then end the shadow."""
+    bake_s = shadow.check_bake(bake)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        if not shadow.running(conn):
+            raise DeployError(f"Nothing to promote. {shadow.NO_SHADOW}")
+        shadow.promote(conn, by=_by(), say=say, bake_s=bake_s)
+
+
+@task
+@user_errors
+def abort(c: Any) -> None:
+    """End the running shadow: the mirror off (one reload), then the shadow slot stopped."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        if not shadow.running(conn):
+            raise DeployError(f"Nothing to abort. {shadow.NO_SHADOW}")
+        answer = shadow.end(conn, by=_by(), reason="aborted")
+    say(
+        f"Shadow of {answer['model']} ended: mirror off, slot shadow stopped "
+        f"(revision {answer['revision']})"
+    )
+
+
+deploy = Collection(
+    "deploy",
+    blue_green,
+    rollback,
+    status,
+    history,
+    tunnel,
+    stop,
+    shadow_,
+    shadow_report,
+    promote,
+    abort,
+)
