@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remote.mlflow.install import install_on_box
+from remote.providers.local.provider import LocalProvider
+from remote.settings import BoxSettings
+from remote.system.bootstrap import bootstrap
 from tests.box.conftest import REPO_ROOT
 from tests.box.mlflow_box import MlflowBox
 
@@ -53,13 +57,19 @@ def trips(passengers: float = 1.0) -> bytes:
     return json.dumps({"dataframe_split": {**TRIPS, "data": data}}).encode()
 
 
-def train_and_register(box: MlflowBox, name: str, *, model: str, seed: int) -> str:
-    """Train the example on this machine, logging to the box's MLflow; register it."""
+def train_and_register(
+    box: MlflowBox, name: str, *, model: str, seed: int, knobs: tuple[str, ...] = ()
+) -> str:
+    """Train the example on this machine, logging to the box's MLflow; register it.
+    `knobs`: the example's drift arguments, such as ("--speed-factor", "0.5")."""
     import mlflow
 
     with box.tracking() as url:
         done = subprocess.run(
-            [sys.executable, "train.py", "--model", model, "--rows", "1500", "--seed", str(seed)],
+            [
+                *(sys.executable, "train.py", "--model", model, "--rows", "1500"),
+                *("--seed", str(seed), *knobs),
+            ],
             cwd=TAXI,
             env={**os.environ, "MLFLOW_TRACKING_URI": url},
             capture_output=True,
@@ -73,10 +83,16 @@ def train_and_register(box: MlflowBox, name: str, *, model: str, seed: int) -> s
 
 
 def register_picky(
-    box: MlflowBox, name: str, *, most_passengers: int, like: str, extra: tuple[str, ...] = ()
+    box: MlflowBox,
+    name: str,
+    *,
+    most_passengers: int,
+    like: str,
+    extra: tuple[str, ...] = (),
+    sleep_s: float = 0.0,
 ) -> str:
     """Log and register a picky model with the requirements of the model `like` (so they
-    share one environment on the box), plus `extra` ones."""
+    share one environment on the box), plus `extra` ones; it answers after `sleep_s`."""
     import mlflow
     import pandas as pd
 
@@ -93,11 +109,20 @@ def register_picky(
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(PICKY_MODEL),
-                model_config={"most_passengers": most_passengers},
+                model_config={"most_passengers": most_passengers, "sleep_s": sleep_s},
                 input_example=example,
                 pip_requirements=[*requirements, *extra],
             )
         return str(mlflow.register_model(info.model_uri, name).version)
+
+
+def mlflow_box(settings: BoxSettings, provider: LocalProvider) -> MlflowBox:
+    """The local box, started, bootstrapped and running MLflow: what serving needs first."""
+    box = MlflowBox(settings, provider, "", None)
+    box.start()
+    bootstrap(box.conn)
+    install_on_box(box.conn, settings, box.provider, box.address)
+    return box
 
 
 @dataclass
@@ -141,16 +166,24 @@ class ServingBox:
 
     @contextlib.contextmanager
     def load(
-        self, body: bytes = b"", *, threads: int = 4, duration_s: float = 300
+        self,
+        body: bytes = b"",
+        *,
+        threads: int = 4,
+        duration_s: float = 300,
+        headers: dict[str, str] | None = None,
+        max_requests: int = 100_000,
     ) -> Iterator[dict[str, Any]]:
         """A steady load through the router on the box while the block runs; the dict is
         filled with the load's summary and results when it ends."""
         tag = f"mlops-load-{time.monotonic_ns()}"
         self.box.conn.put(str(LOAD_SCRIPT), f"/tmp/{tag}.py")
         self.box.conn.put(io.BytesIO(body or trips()), f"/tmp/{tag}.json")
+        sent = "".join(f"--header {shlex.quote(f'{k}: {v}')} " for k, v in (headers or {}).items())
         self.sh(
             f"cd /tmp && (setsid nohup python3 {tag}.py {ROUTER}/invocations {tag}.json "
             f"--threads {threads} --duration {duration_s} --stop-file {tag}.stop "
+            f"--max-requests {max_requests} {sent}"
             f"--out {tag}.out > {tag}.log 2>&1 < /dev/null &)"
         )
         found: dict[str, Any] = {}
@@ -165,3 +198,17 @@ class ServingBox:
                 time.sleep(1)
             found.update(json.loads(self.sh(f"cat /tmp/{tag}.out")))
             self.sh(f"rm -f /tmp/{tag}.*")
+
+
+def champion(serving: ServingBox, name: str = "taxi-duration") -> str:
+    import mlflow
+
+    with serving.box.tracking():
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    return lines[-1]

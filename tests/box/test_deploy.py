@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 
-from remote.mlflow.install import install_on_box
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
-from remote.system.bootstrap import bootstrap
 from remote.system.nginx import NginxError, ensure_site
 from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import FAB, MlflowBox, free_port
+from tests.box.mlflow_box import FAB, free_port
 from tests.box.serving_box import (
     ServingBox,
+    champion,
+    mlflow_box,
+    one_line_error,
     register_picky,
     train_and_register,
     trips,
@@ -41,10 +42,7 @@ V1, V2 = "taxi-duration/1", "taxi-duration/2"
 def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[ServingBox]:
     import mlflow
 
-    box = MlflowBox(local_settings, local_box, "", None)
-    box.start()
-    bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.provider, box.address)
+    box = mlflow_box(local_settings, local_box)
     assert train_and_register(box, "taxi-duration", model="ridge", seed=1) == "1"
     assert train_and_register(box, "taxi-duration", model="rf", seed=2) == "2"
     with box.tracking():
@@ -59,22 +57,6 @@ def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[S
         yield ServingBox(box)
     finally:
         box.conn.close()
-
-
-def champion(serving: ServingBox) -> str:
-    import mlflow
-
-    with serving.box.tracking():
-        return str(
-            mlflow.MlflowClient().get_model_version_by_alias("taxi-duration", "champion").version
-        )
-
-
-def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stderr.strip().splitlines()
-    return lines[-1]
 
 
 def public_listeners(serving: ServingBox) -> list[str]:
