@@ -51,7 +51,7 @@ def report(
 ) -> dict[str, Any]:
     shadow = window(state.load())
     start = _ms(shadow["started"])
-    end = _ms(shadow["ended"] or state.now())
+    end = _ms(shadow["ended"] or datetime.datetime.now(datetime.UTC).isoformat())
     comparison = compare(
         read_records(log_dir, LIVE_SLOTS, start, end),
         read_records(log_dir, [paths.SHADOW_SLOT], start, end),
