@@ -54,10 +54,10 @@ def fab(*args: str) -> str:
 class BoxLoad:
     """The load client on the box, started in the background and stopped by a file."""
 
-    def __init__(self, conn: Any, tag: str) -> None:
+    def __init__(self, conn: Any, tag: str, body: bytes | None = None) -> None:
         self.conn, self.tag = conn, f"/tmp/mlops-bench-{tag}"
         conn.put(str(LOAD_SCRIPT), f"{self.tag}.py")
-        conn.put(io.BytesIO(trips()), f"{self.tag}.json")
+        conn.put(io.BytesIO(body or trips()), f"{self.tag}.json")
 
     def start(self, url: str, threads: int, duration_s: float) -> None:
         t = self.tag
@@ -94,6 +94,17 @@ def state(conn: Any) -> dict[str, Any]:
     return dict(json.loads(conn.run(f"cat {STATE}", hide=True).stdout))
 
 
+def ensure_live(conn: Any, uri: str) -> dict[str, Any]:
+    """Make `uri` live (a blue-green deploy, unless it is live already); its assignment."""
+    live = state(conn)["live"] if conn.run(f"test -f {STATE}", warn=True).ok else None
+    if not live or live["model"]["uri"] != uri:
+        print(f"1. deploying {uri}", flush=True)
+        fab("deploy.blue-green", "--model", uri, "--bake", "0")
+        live = state(conn)["live"]
+    print(f"1. live: {uri} in {live['slot']}", flush=True)
+    return dict(live)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--v1", required=True, help="the model to start from")
@@ -104,12 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     settings, _ = box_settings()
     with box_connection(settings, get_provider(settings)) as conn:
-        live = state(conn)["live"] if conn.run(f"test -f {STATE}", warn=True).ok else None
-        if not live or live["model"]["uri"] != args.v1:
-            print(f"1. deploying {args.v1}", flush=True)
-            fab("deploy.blue-green", "--model", args.v1, "--bake", "0")
-            live = state(conn)["live"]
-        print(f"1. live: {args.v1} in {live['slot']}", flush=True)
+        live = ensure_live(conn, args.v1)
         slot_url = f"http://127.0.0.1:{8101 if live['slot'] == 'blue' else 8102}/invocations"
         router_url = "http://127.0.0.1:8000/invocations"
         load = BoxLoad(conn, str(time.monotonic_ns()))

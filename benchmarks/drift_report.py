@@ -81,7 +81,7 @@ def main() -> None:
             box = MlflowBox(settings, provider, "", None)
             box.start()
             bootstrap(box.conn)
-            install_on_box(box.conn, settings, provider, box.address, say=quiet)
+            install_on_box(box.conn, provider, say=quiet)
             ensure_monitor_env(box.conn, print)
             with box.tracking():
                 train.main(["--rows", "5000", "--seed", "1"])

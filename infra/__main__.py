@@ -30,7 +30,10 @@ subnet_ids = subnets.ids.apply(sorted)
 ssh = BoxSecurityGroup(
     name,
     BoxSecurityGroupArgs(
-        vpc_id=vpc.id, ssh_allowed_cidrs=config.ssh_allowed_cidrs, tags=config.tags
+        vpc_id=vpc.id,
+        ssh_allowed_cidrs=config.ssh_allowed_cidrs,
+        https_allowed_cidrs=config.https_allowed_cidrs,
+        tags=config.tags,
     ),
 )
 artifacts = ArtifactBucket(name, ArtifactBucketArgs(box_name=name, tags=config.tags))

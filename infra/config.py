@@ -46,6 +46,8 @@ SETTINGS = (
     "sshPublicKeyPath",
     "sshAllowedCidrs",
     "allowSshFromAnywhere",
+    "httpsAllowedCidrs",
+    "allowHttpsFromAnywhere",
     "mlflowBackend",
     "dbInstanceClass",
     "dbAllocatedStorageGb",
@@ -112,6 +114,8 @@ class BoxConfig:
     ssh_user: str
     ssh_public_key: str
     ssh_allowed_cidrs: tuple[Network, ...]
+    # Who may reach the TLS front door (443); empty: nobody, no rule.
+    https_allowed_cidrs: tuple[Network, ...]
     mlflow_backend: Literal["sqlite", "rds"]
     # Present exactly when mlflow_backend is "rds".
     database: DatabaseConfig | None
@@ -165,6 +169,7 @@ def parse_config(raw: Mapping[str, str], *, stack: str) -> BoxConfig:
         ssh_user=_required(raw, "sshUser"),
         ssh_public_key=_public_key(_required(raw, "sshPublicKeyPath")),
         ssh_allowed_cidrs=_ssh_cidrs(raw),
+        https_allowed_cidrs=_https_cidrs(raw),
         mlflow_backend="rds" if backend == "rds" else "sqlite",
         database=database,
         elastic_ip=_boolean(raw, "elasticIp"),
@@ -199,34 +204,56 @@ def _box_name(raw: Mapping[str, str]) -> str:
     return name
 
 
-def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
-    text = raw.get("sshAllowedCidrs")
-    fix = "set it with `pulumi config set --path 'sshAllowedCidrs[0]' <your-ip>/32`"
-    if not text:
-        _fail("sshAllowedCidrs", "", f"it is required: {fix}")
+def _networks(raw: Mapping[str, str], key: str, fix: str) -> list[Network]:
+    """A setting holding a JSON list of CIDRs (host bits zero), in order, without repeats."""
+    text = raw.get(key) or "[]"
     try:
         values = json.loads(text)
     except json.JSONDecodeError:
         values = None
-    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-        _fail("sshAllowedCidrs", text, f"give a non-empty list of CIDRs: {fix}")
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        _fail(key, text, f"give a list of CIDRs: {fix}")
     networks = []
     for value in values:
         try:
-            network = ipaddress.ip_network(value.strip(), strict=True)
+            networks.append(ipaddress.ip_network(value.strip(), strict=True))
         except ValueError:
-            _fail("sshAllowedCidrs", value, "give a CIDR such as 203.0.113.7/32 (host bits zero)")
-        networks.append(network)
+            _fail(key, value, "give a CIDR such as 203.0.113.7/32 (host bits zero)")
+    return list(dict.fromkeys(networks))
+
+
+def _ssh_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
+    fix = "set it with `pulumi config set --path 'sshAllowedCidrs[0]' <your-ip>/32`"
+    if not raw.get("sshAllowedCidrs"):
+        _fail("sshAllowedCidrs", "", f"it is required: {fix}")
+    networks = _networks(raw, "sshAllowedCidrs", fix)
+    if not networks:
+        _fail("sshAllowedCidrs", raw["sshAllowedCidrs"], f"give a non-empty list of CIDRs: {fix}")
     reason = too_wide(networks)
     if reason and not _boolean(raw, "allowSshFromAnywhere"):
         _fail(
             "sshAllowedCidrs",
-            ", ".join(v.strip() for v in values),
+            ", ".join(map(str, networks)),
             f"{reason}, which counts as SSH from anywhere; narrow the CIDRs to your own "
             "network (e.g. your /32: `fab box.allow-my-ip` finds it), or opt in with "
             "`pulumi config set allowSshFromAnywhere true`",
         )
-    return tuple(dict.fromkeys(networks))
+    return tuple(networks)
+
+
+def _https_cidrs(raw: Mapping[str, str]) -> tuple[Network, ...]:
+    fix = "e.g. `pulumi config set --path 'httpsAllowedCidrs[0]' 203.0.113.7/32`"
+    networks = _networks(raw, "httpsAllowedCidrs", fix)
+    reason = too_wide(networks)
+    if reason and not _boolean(raw, "allowHttpsFromAnywhere"):
+        _fail(
+            "httpsAllowedCidrs",
+            ", ".join(map(str, networks)),
+            f"{reason}, close to opening the front door to the whole internet; list the "
+            "networks your clients use, or opt in with "
+            "`pulumi config set allowHttpsFromAnywhere true`",
+        )
+    return tuple(networks)
 
 
 def _public_key(path_text: str) -> str:

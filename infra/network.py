@@ -1,4 +1,5 @@
-"""The box's security group: SSH from the allowed networks only, nothing else inbound."""
+"""The box's security group: SSH from the allowed networks, and the TLS front door (443)
+from httpsAllowedCidrs (none by default); nothing else inbound."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import Network
-from remote.contract import SSH_PORT
+from remote.contract import FRONT_DOOR_PORT, SSH_PORT
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class BoxSecurityGroupArgs:
     vpc_id: pulumi.Input[str]
     ssh_allowed_cidrs: Sequence[Network]
     tags: dict[str, str]
+    https_allowed_cidrs: Sequence[Network] = ()
 
 
 class BoxSecurityGroup(pulumi.ComponentResource):
@@ -35,14 +37,21 @@ class BoxSecurityGroup(pulumi.ComponentResource):
             tags={**args.tags, "Name": name},
             opts=child,
         )
-        for network in args.ssh_allowed_cidrs:
+        inbound = [("ssh", "SSH", SSH_PORT, n) for n in args.ssh_allowed_cidrs]
+        # The front door's port, for `fab deploy.expose`: nginx there admits only TLS
+        # clients with the box's bearer token.
+        inbound += [
+            ("https", "HTTPS front door (fab deploy.expose)", FRONT_DOOR_PORT, n)
+            for n in args.https_allowed_cidrs
+        ]
+        for kind, description, port, network in inbound:
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-ssh-{_slug(network)}",
+                f"{name}-{kind}-{_slug(network)}",
                 security_group_id=self.group.id,
-                description="SSH",
+                description=description,
                 ip_protocol="tcp",
-                from_port=SSH_PORT,
-                to_port=SSH_PORT,
+                from_port=port,
+                to_port=port,
                 cidr_ipv4=str(network) if network.version == 4 else None,
                 cidr_ipv6=str(network) if network.version == 6 else None,
                 tags=args.tags,

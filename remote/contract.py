@@ -35,6 +35,9 @@ MLFLOW_CONFIG_DIR = "/etc/mlflow"
 MLFLOW_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/mlflow.env"
 MLFLOW_UNIT = "mlflow.service"
 MLFLOW_PORT = 5000
+# The TLS front door (`fab deploy.expose`): the one port clients outside the box use;
+# the security group opens it to httpsAllowedCidrs.
+FRONT_DOOR_PORT = 443
 # Monitoring: the serving slots' prediction log (read), the labels and report caches,
 # and the virtualenvs named by their requirements' hash.
 PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"

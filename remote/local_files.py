@@ -11,8 +11,10 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from remote.errors import ConfigError
 
 
 def write_atomically(
@@ -64,3 +66,15 @@ def locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
+
+
+def read_or_make_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept 0600 in `path`: made once by `make` (two racing runs keep the
+    first), then read. ConfigError if others may read the file."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            write_atomically(path, (make() + "\n").encode(), 0o600, replace=False)
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by others: `chmod 600 {path}` and run again.")
+    return path.read_text().strip()

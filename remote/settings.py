@@ -43,6 +43,9 @@ DEFAULT_LOCAL_CACHE = "/var/cache/mlops-box"
 DEFAULT_LOCAL_SUBNET = "10.213.0.0/16"
 DEFAULT_LOCAL_SUITE = "bookworm"
 DEFAULT_LOCAL_MIRROR = "http://deb.debian.org/debian"
+# This machine's files about each box that are not ssh's: the front door's token (0600),
+# its CA certificate and pinned key.
+DEFAULT_SECRETS_DIR = "~/.config/mlops-box"
 
 # Invoke reads the first of these in the directory of fabfile.py (fabric.py is not checked:
 # Python config is code, and its mistakes are the author's tracebacks).
@@ -60,6 +63,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "user": None,
     "key": None,
     "ssh_dir": None,
+    "secrets_dir": None,
     "local": {
         "root": DEFAULT_LOCAL_ROOT,
         "cache": DEFAULT_LOCAL_CACHE,
@@ -90,6 +94,7 @@ class BoxSettings:
     user: str
     key: Path
     ssh_dir: Path
+    secrets_dir: Path
     project_dir: Path
     local: LocalBoxSettings
 
@@ -162,6 +167,7 @@ def load_settings(box: Mapping[str, Any], project_dir: Path) -> BoxSettings:
         user=user,
         key=expand_home(key_text),
         ssh_dir=ssh_dir,
+        secrets_dir=expand_home(_text(box, "secrets_dir") or DEFAULT_SECRETS_DIR),
         project_dir=project_dir,
         local=LocalBoxSettings(
             root=Path(_text(local, "root") or DEFAULT_LOCAL_ROOT),

@@ -16,8 +16,10 @@ from typing import Any
 from . import (
     db,
     drift,
+    front_door_tls,
     idle_commands,
     mlflow_data,
+    rds_secret,
     sqlite_backup,
     train_jobs,
     train_register,
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("db-check", help="connect to MLflow's backend store")
     commands.add_parser("db-upgrade", help="create or upgrade MLflow's schema")
     commands.add_parser("mlflow-data", help="the backend store's kind and counts")
+    rds_env = commands.add_parser(
+        "rds-env", help="write the RDS store URI, password from the secret, to a root-only file"
+    )
+    rds_env.add_argument("config", help="the database's coordinates (JSON, not secret)")
+    rds_env.add_argument("env_file", help="the EnvironmentFile to write (0600)")
     backup = commands.add_parser("sqlite-backup", help="copy a SQLite database consistently")
     backup.add_argument("source")
     backup.add_argument("dest")
@@ -61,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="", help="keep the files here (default: not kept)")
     report.add_argument("--empty-ok", action="store_true", help="no predictions is no error")
     report.add_argument("--experiment", default=drift.EXPERIMENT)
+    tls = commands.add_parser("front-door-cert", help="the front door's CA, key and certificate")
+    tls.add_argument("--dir", required=True, help="where they live (root-only)")
     _idle_parsers(commands)
     _serving_commands(commands)
     return parser
@@ -68,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serving_commands(commands: Any) -> None:
     begin = commands.add_parser("deploy-begin", help="record a new transition, or refuse")
-    begin.add_argument("kind", choices=("blue-green", "rollback", "shadow"))
+    begin.add_argument("kind", choices=("blue-green", "rollback", "canary", "shadow"))
     begin.add_argument("--model", default="")
     begin.add_argument("--holder", type=int, required=True, help="pid of the SSH session")
     begin.add_argument("--by", required=True)
@@ -84,6 +93,10 @@ def _serving_commands(commands: Any) -> None:
     launch.add_argument("--bake", type=float, default=0.0)
     launch.add_argument("--termination-wait", type=float, default=600.0)
     launch.add_argument("--max-error-rate", type=float, default=0.01)
+    launch.add_argument("--steps", default="", help="a canary's weights: 5,25,50,100")
+    launch.add_argument("--min-requests", type=int, default=1)
+    launch.add_argument("--max-p99-ms", type=float, default=0.0)
+    launch.add_argument("--max-duration", type=float, default=0.0)
     launch.add_argument("--sample", type=float, default=100.0, help="shadow: percent copied")
     launch.add_argument("--duration", type=float, default=0.0, help="shadow: seconds, 0: no end")
     run = commands.add_parser("deploy-run", help="the transition's steps (in mlops-deploy)")
@@ -98,6 +111,11 @@ def _serving_commands(commands: Any) -> None:
     shadow = commands.add_parser("shadow-report", help="the shadow against live, to MLflow")
     shadow.add_argument("--tolerance", type=float, required=True)
     shadow.add_argument("--out", default="", help="keep the files here (default: not kept)")
+    for name, help_text in (
+        ("deploy-promote", "a running canary's candidate live, or what shadow to promote"),
+        ("deploy-abort", "end a running canary (100% stable first) or shadow (mirror off)"),
+    ):
+        commands.add_parser(name, help=help_text).add_argument("--by", required=True)
     stop = commands.add_parser("deploy-stop", help="stop the router and every slot")
     stop.add_argument("--by", required=True)
     commands.add_parser("deploy-status", help="the deploy state and the units")
@@ -105,12 +123,22 @@ def _serving_commands(commands: Any) -> None:
     site = commands.add_parser("nginx-site", help="install an nginx site file, checked")
     site.add_argument("name")
     site.add_argument("source", nargs="?", help="file with the content; absent: remove it")
+    site.add_argument(
+        "--file",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("PATH", "SOURCE", "MODE"),
+        help="a file the site includes, changed with it: its content from SOURCE, octal MODE",
+    )
+    site.add_argument("--drop", action="append", default=[], help="a file removed with it")
+    commands.add_parser("nginx-reload", help="reload nginx's config (checked, confirmed)")
     commands.add_parser("serve", help="serve a model slot (the model's Python)")
 
 
 def _serving(args: argparse.Namespace) -> dict[str, Any]:
     """The serving commands, imported only when one runs."""
-    from . import bluegreen, nginx, serving, transition
+    from . import nginx, serving, transition
 
     if args.command == "deploy-begin":
         return transition.begin(args.kind, args.model, args.holder, args.by)
@@ -131,9 +159,20 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
             "sample": args.sample,
             "duration": args.duration,
         }
+        if args.steps:
+            settings.update(
+                steps=[int(step) for step in args.steps.split(",")],
+                min_requests=args.min_requests,
+                max_p99_ms=args.max_p99_ms,
+                max_duration=args.max_duration,
+            )
         return transition.launch(args.revision, settings)
     if args.command == "deploy-run":
-        return bluegreen.run(args.revision)
+        return serving.run(args.revision)
+    if args.command == "deploy-promote":
+        return serving.promote(args.by)
+    if args.command == "deploy-abort":
+        return serving.abort(args.by)
     if args.command == "shadow-end":
         from . import shadow
 
@@ -151,14 +190,21 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "deploy-history":
         return serving.history()
     if args.command == "nginx-site":
-        content = None
-        if args.source:
-            with open(args.source, encoding="utf-8") as handle:
-                content = handle.read()
-        return {"changed": nginx.apply_site(args.name, content)}
+        companions: dict[str, nginx.Wanted] = {path: None for path in args.drop}
+        for path, source, mode in args.file:
+            companions[path] = (_read_text(source), int(mode, 8))
+        content = _read_text(args.source) if args.source else None
+        return {"changed": nginx.apply_site(args.name, content, companions)}
+    if args.command == "nginx-reload":
+        return nginx.reload()
     from . import serve
 
     return serve.serve()
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _idle_parsers(commands: Any) -> None:
@@ -188,6 +234,7 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
         "db-check": lambda: {"message": db.check(db.store_uri())},
         "db-upgrade": lambda: {"message": db.upgrade(db.store_uri())},
         "mlflow-data": mlflow_data.describe,
+        "rds-env": lambda: rds_secret.write_env(args.config, args.env_file),
         "sqlite-backup": lambda: sqlite_backup.backup(args.source, args.dest),
         "train-start": lambda: train_start.start(args.staging),
         "train-finished": lambda: train_jobs.finished(args.job),
@@ -206,6 +253,7 @@ def _handler(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
             empty_ok=args.empty_ok,
             experiment=args.experiment,
         ),
+        "front-door-cert": lambda: front_door_tls.ensure_certificate(args.dir),
         "idle-set": lambda: idle_commands.set_autostop(
             args.dir, None if args.off else args.idle_minutes, args.ignore_serving, _now()
         ),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import files, gates, paths, registry, slots, state
@@ -26,10 +27,13 @@ from .transition import agent_zip, apply_router, cancel_retire, log, retire_late
 VERIFY_TIMEOUT_S = 10.0
 BAKE_REPORT_EVERY_S = 5.0
 Assignment = dict[str, Any]
+# A kind of transition's steps: (revision, transition, state) -> (outcome, reason).
+Steps = Callable[[int, dict[str, Any], dict[str, Any]], tuple[str, str]]
 
 
-def run(revision: int) -> dict[str, Any]:
-    """The transition unit's body: run the recorded transition and close it in history."""
+def run(revision: int, kinds: Mapping[str, Steps]) -> dict[str, Any]:
+    """The transition unit's body: run the recorded transition with the steps of its kind
+    (serving.TRANSITIONS) and close it in history."""
     with files.flocked(paths.TRANSITION_LOCK, blocking=False) as mine:
         if not mine:
             raise AgentFailure(state.KIND_BUSY, "Another transition holds the lock.")
@@ -38,9 +42,11 @@ def run(revision: int) -> dict[str, Any]:
         if transition.get("revision") != revision:
             raise AgentFailure("lost", f"Revision {revision} is not the recorded transition.")
         before = {"live": current.get("live"), "previous": current.get("previous")}
-        log(revision, f"Running on the box as {paths.TRANSITION_UNIT}", phase="running")
+        unit = transition.get("unit") or paths.TRANSITION_UNIT
+        log(revision, f"Running on the box as {unit}", phase="running")
         try:
-            outcome, reason = _steps(transition["kind"])(revision, transition, current)
+            steps = kinds[transition["kind"]]
+            outcome, reason = steps(revision, transition, current)
         except Exception as exc:  # anything unforeseen: back to the routing it started from
             outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
             log(revision, f"Failed ({reason}): restoring the routing it started from")
@@ -52,15 +58,6 @@ def run(revision: int) -> dict[str, Any]:
             entry = state.close_transition(current, outcome, reason)
     print(f"Revision {revision}: {outcome}" + (f" ({reason})" if reason else ""), flush=True)
     return {"outcome": entry["outcome"], "reason": entry["reason"]}
-
-
-def _steps(kind: str) -> Any:
-    """The steps of a transition kind."""
-    if kind == "shadow":
-        from .shadow import steps  # shadow.py builds on this module's steps
-
-        return steps
-    return blue_green if kind == "blue-green" else rollback
 
 
 def switch(live: Assignment | None, previous: Assignment | None) -> float:

@@ -1,9 +1,10 @@
 """Check MLflow's backend database, and create or upgrade its schema.
 
 Run on the box by the Python of the MLflow server's environment (which has sqlalchemy,
-psycopg2 and mlflow), under `systemd-run -p EnvironmentFile=/etc/mlflow/mlflow.env`: the
-store URI, password included, reaches this code only through its environment, read by
-systemd exactly as the server reads it, never through argv. Failures carry a kind (the
+psycopg2 and mlflow), under `systemd-run -p EnvironmentFile=<the file with the store URI>`
+(with RDS, the one the `rds-env` start step wrote): the store URI, password included,
+reaches this code only through its environment, read by systemd exactly as the server
+reads it, never through argv. Failures carry a kind (the
 KIND_* names) and one sentence, in which the password never appears.
 """
 
@@ -15,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .failure import AgentFailure
 
@@ -39,6 +40,13 @@ def store_uri() -> str:
             KIND_ENV_FILE, f"The environment file sets no {URI_KEY}: re-run the MLflow install."
         )
     return uri
+
+
+def postgres_uri(user: str, password: str, host: str, port: int, dbname: str) -> str:
+    """The SQLAlchemy URI of a PostgreSQL database, user and password URL-quoted."""
+    where = f"[{host}]" if ":" in host else host
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"postgresql+psycopg2://{credentials}@{where}:{port}/{dbname}"
 
 
 # -- what the URI names, and keeping its password out of every message --------------------
@@ -133,8 +141,9 @@ def failure_sentence(kind: str, target: Target, detail: str) -> str:
     if kind == KIND_AUTH:
         return (
             f"PostgreSQL at {target.where} refused the password for user {target.user}: "
-            f"{detail}. If the RDS-managed password was rotated, re-run the MLflow install "
-            "to fetch it again."
+            f"{detail}. The box reads the password from the database's secret at every "
+            "start: if the secret and the database disagree (a password changed by hand), "
+            "let RDS manage it again, then run `fab mlflow.install --backend rds` again."
         )
     if kind == KIND_NO_DATABASE:
         return (

@@ -16,15 +16,21 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def write_atomically(path: str, content: str, mode: int = 0o644) -> None:
-    """Write `content` to `path` atomically and durably (its directory made if absent)."""
+def write_json(path: str, data: Any, mode: int = 0o644) -> None:
+    """Write `data` as JSON to `path` atomically and durably."""
+    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
+
+
+def write_text(path: str, text: str, mode: int = 0o644, dir_mode: int = 0o755) -> None:
+    """Write `text` to `path` atomically and durably, mode `mode` from its first byte (the
+    temp file is made 0600); its directory is made with `dir_mode` if it is missing."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    os.makedirs(directory, mode=dir_mode, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), mode)
-            handle.write(content)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -36,11 +42,6 @@ def write_atomically(path: str, content: str, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def write_json(path: str, data: Any, mode: int = 0o644) -> None:
-    """Write `data` as JSON to `path` atomically and durably."""
-    write_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
 
 
 def read_json(path: str) -> Any:

@@ -3,46 +3,24 @@
 Standard library only, so the root-run steps (starting a job, ExecStopPost marking its
 run) never import the packages of a job's environment: those are the user's choice and
 run only as the unprivileged job user. The endpoints used (experiments get-by-name and
-create, runs create, get and update) are MLflow's stable REST API 2.0.
-
-With `fab mlflow.install --public` the server wants basic auth even from 127.0.0.1: the
-admin's credentials are then read from the server's root-only environment file.
+create, runs create, get and update) are MLflow's stable REST API 2.0. MLflow on the box
+has no auth of its own (the front door admits clients from elsewhere), so the agent's
+calls on 127.0.0.1 carry no credentials.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from .failure import AgentFailure
 
-MLFLOW_ENV_FILE = "/etc/mlflow/mlflow.env"
 TIMEOUT_S = 15
 KIND_MLFLOW = "mlflow"
 API = "/api/2.0/mlflow"
-
-
-def credentials(env_file: str = MLFLOW_ENV_FILE) -> tuple[str, str] | None:
-    """The basic-auth admin (user, password) of a --public server; None without auth."""
-    values = {key: unquote_env(raw) for key, raw in raw_env(env_file).items()}
-    user = values.get("MLFLOW_AUTH_ADMIN_USERNAME")
-    password = values.get("MLFLOW_AUTH_ADMIN_PASSWORD")
-    return (user, password) if user and password else None
-
-
-def raw_env(env_file: str = MLFLOW_ENV_FILE) -> dict[str, str]:
-    """The server's EnvironmentFile as KEY -> value exactly as written (quotes kept)."""
-    try:
-        text = Path(env_file).read_text()
-    except FileNotFoundError:
-        return {}
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {key.strip(): value for key, value in pairs if not key.lstrip().startswith("#")}
 
 
 def unquote_env(value: str) -> str:
@@ -61,10 +39,6 @@ def call(base: str, path: str, body: dict[str, Any] | None = None, **query: str)
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     request.add_header("Content-Type", "application/json")
-    auth = credentials()
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return dict(json.loads(response.read() or b"{}"))

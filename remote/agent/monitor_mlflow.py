@@ -9,7 +9,6 @@ Artifacts travel through the server's artifact proxy (`--serve-artifacts`, as
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 import urllib.error
@@ -183,10 +182,6 @@ def _request(
     where = f"{artifact_uri.removeprefix(PROXIED).strip('/')}/{path}"
     url = f"{base}{PROXY}/{urllib.parse.quote(where)}"
     request = urllib.request.Request(url, data=data, method="PUT" if data is not None else "GET")
-    auth = mlflow_rest.credentials()
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
     return request
 
 

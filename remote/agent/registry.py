@@ -9,7 +9,6 @@ uses MLflow's REST API with the standard library only, for the deploy transition
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -28,13 +27,6 @@ KIND_MLFLOW = "mlflow-unreachable"
 KIND_NOT_SERVABLE = "not-servable"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 REQUEST_TIMEOUT_S = 15
-
-
-def _credentials() -> tuple[str, str] | None:
-    """The MLflow server's basic-auth admin, when it runs with --public (from its env file)."""
-    user = os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME")
-    password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")
-    return (user, password) if user and password else None
 
 
 def resolve(client: Any, uri: str) -> tuple[str, str, str, str | None]:
@@ -64,9 +56,6 @@ def fetch(uri: str) -> dict[str, Any]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    credentials = _credentials()
-    if credentials:
-        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = credentials
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     mlflow.set_tracking_uri(paths.MLFLOW_URL)
     mlflow.set_registry_uri(paths.MLFLOW_URL)
@@ -189,10 +178,6 @@ def move_alias(model: dict[str, Any], alias: str = paths.CHAMPION_ALIAS) -> str:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    credentials = _credentials()
-    if credentials:
-        token = base64.b64encode(":".join(credentials).encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S):
             pass

@@ -1,13 +1,13 @@
 """Shadow mode: a model in the shadow slot gets a copy of a sample of the live traffic.
 
-The shadow's steps run in the unit mlops-deploy like a blue-green's (bluegreen.run):
-start the model in the shadow slot, /ping and its warm-up example as any slot (a model
-that fails them never gets a copy of anything), then turn the router's mirror on in one
-reload and check through the router that a copy reaches the shadow. The live slot keeps
-answering every request; the shadow's answers only go to its prediction log. With a
-duration, a timer on the box ends it (`shadow-end`); `deploy.abort` ends it too: the
-mirror off first (a reload), then the slot stopped, so no copy is ever sent to a slot
-that is stopping.
+The shadow's steps run in the unit mlops-deploy-<revision> like any transition's
+(serving.TRANSITIONS): start the model in the shadow slot, /ping and its warm-up example
+as any slot (a model that fails them never gets a copy of anything), then turn the
+router's mirror on in one reload and check through the router that a copy reaches the
+shadow. The live slot keeps answering every request; the shadow's answers only go to its
+prediction log. With a duration, a timer on the box ends it (`shadow-end`);
+`deploy.abort` ends it too (serving.abort): the mirror off first (a reload), then the
+slot stopped, so no copy is ever sent to a slot that is stopping.
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ def _mirror_off(revision: int | None = None) -> dict[str, Any] | None:
 
 
 def end(by: str, reason: str, revision: int | None = None) -> dict[str, Any]:
-    """End the running shadow: mirror off in one reload, then the slot stopped; recorded
-    in history. `revision` (the timer's): only that shadow, and no error if it is gone."""
+    """End the running shadow: mirror off in one reload, then the slot stopped; its
+    history entry. `revision` (the timer's): only that shadow, and no error if it is gone."""
     with state.changing() as current:
         transition = current.get("transition") or {}
         if transition.get("kind") == "shadow" and state.transition_alive(transition):
@@ -148,7 +148,7 @@ def end(by: str, reason: str, revision: int | None = None) -> dict[str, Any]:
     drop(mirror["slot"])
     with state.changing() as current:
         entry = _history(current, mirror, by, reason)
-    return {"revision": entry["revision"], "model": state.model_label(mirror["model"])}
+    return dict(entry)
 
 
 def _history(current: dict[str, Any], mirror: dict[str, Any], by: str, reason: str) -> Any:

@@ -111,7 +111,8 @@ def journal(slot: str, lines: int = 5) -> str:
     return " | ".join(kept) or "(no log lines)"
 
 
-def _restarts(slot: str) -> int:
+def restarts(slot: str) -> int:
+    """How often systemd restarted the slot's server since the unit started."""
     shown = systemctl("show", "-p", "NRestarts", "--value", unit(slot)).stdout.strip()
     return int(shown) if shown.isdigit() else 0
 
@@ -122,7 +123,7 @@ def wait_ping(slot: str, timeout_s: float = PING_TIMEOUT_S) -> float:
     while time.monotonic() - start_time < timeout_s:
         if request(slot, "/ping", timeout_s=2)[0] == 200:
             return time.monotonic() - start_time
-        if not active(slot) or _restarts(slot) > 0:
+        if not active(slot) or restarts(slot) > 0:
             raise AgentFailure(
                 KIND_SLOT,
                 f"The model server in slot {slot} crashed while starting: {journal(slot)}",

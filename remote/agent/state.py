@@ -12,7 +12,8 @@ sees the whole old state or the whole new one. Its shape:
   slots        slot -> the model it was last given, its revision and when its timer stops it
   transition   the deploy running now: kind, model, phase, step, log lines; or null
   history      one entry per deploy, rollback or stop: revision, kind, model, slot,
-               from, started, finished, outcome, reason, log
+               from, started, finished, outcome, reason, log; a canary's steps with
+               each one's verdict and gate figures
 
 A model is {"name", "version", "uri" (as the user gave it), "source" (as resolved),
 "run_id", "dir" (its files on the box), "env" (its virtualenv), "example" (has one)}.
@@ -31,7 +32,7 @@ from typing import Any
 
 from . import paths
 from .failure import AgentFailure
-from .files import flocked, write_atomically
+from .files import flocked, write_text
 
 FORMAT = 1
 HISTORY_KEEP = 200
@@ -80,7 +81,7 @@ def load(path: str = paths.STATE_FILE) -> dict[str, Any]:
 
 def write(state: dict[str, Any], path: str = paths.STATE_FILE) -> None:
     """Write the whole state atomically (a reader sees the old or the new, never a part)."""
-    write_atomically(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+    write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager
@@ -120,8 +121,9 @@ def transition_alive(transition: dict[str, Any]) -> bool:
     if transition.get("phase") == "preparing":
         holder = transition.get("holder") or {}
         return _start_ticks(int(holder.get("pid", 0))) == holder.get("start")
+    name = transition.get("unit") or paths.TRANSITION_UNIT
     unit = subprocess.run(
-        ["systemctl", "is-active", f"{paths.TRANSITION_UNIT}.service"],
+        ["systemctl", "is-active", f"{name}.service"],
         capture_output=True,
         text=True,
         check=False,
@@ -180,6 +182,7 @@ def close_transition(state: dict[str, Any], outcome: str, reason: str = "") -> d
         "outcome": outcome,
         "reason": reason,
         "switch_ms": transition.get("switch_ms"),
+        "steps": transition.get("steps"),
         "log": list(transition.get("log", []))[-LOG_KEEP:],
     }
     state["history"] = [*state.get("history", []), entry][-HISTORY_KEEP:]

@@ -160,17 +160,13 @@ def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -
 
 def _write_env_file(path: Path, user_lines: str, base: str, run_id: str, experiment: str) -> None:
     """The job's EnvironmentFile, root-only: the user's --env values, then MLflow's
-    (last, so they win), with the admin's credentials when the server wants them."""
+    (last, so they win)."""
     lines = [f"# mlops-box training job; read by systemd only.\n{user_lines}".rstrip("\n")]
     lines += [
         f"MLFLOW_TRACKING_URI={base}",
         f"MLFLOW_RUN_ID={run_id}",
         f"MLFLOW_EXPERIMENT_ID={experiment}",
     ]
-    raw = mlflow_rest.raw_env()
-    if "MLFLOW_AUTH_ADMIN_PASSWORD" in raw:
-        lines.append(f"MLFLOW_TRACKING_USERNAME={raw.get('MLFLOW_AUTH_ADMIN_USERNAME', '')}")
-        lines.append(f"MLFLOW_TRACKING_PASSWORD={raw['MLFLOW_AUTH_ADMIN_PASSWORD']}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -3,8 +3,8 @@
 A deploy is one transition, recorded in the state file from the moment it begins:
   preparing  the controller fetches the model and builds its environment; the transition
              stays alive as long as the controller's SSH session does (its lease);
-  launched / running  the steps run in the unit mlops-deploy, which holds a lock for its
-             whole life, so a dropped SSH connection changes nothing;
+  launched / running  the steps run in the unit mlops-deploy-<revision>, which holds a
+             lock for its whole life, so a dropped SSH connection changes nothing;
 and ends in history with an outcome: live, rolled back, refused, failed or interrupted.
 Only one transition exists at a time: a second is refused naming the first.
 """
@@ -19,7 +19,9 @@ from typing import Any
 from . import nginx, paths, router, slots, state
 from .failure import AgentFailure
 
-KINDS = ("blue-green", "rollback", "shadow")
+KINDS = ("blue-green", "rollback", "canary", "shadow")
+# They fetch a model and build its env first.
+NEW_MODEL_KINDS = ("blue-green", "canary", "shadow")
 KIND_LAUNCH = "launch"
 
 
@@ -39,6 +41,12 @@ def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]
         if kind == "rollback" and not current.get("previous"):
             raise AgentFailure(
                 "nothing-to-roll-back", "Nothing to roll back to: no earlier model was live."
+            )
+        if kind == "canary" and not current.get("live"):
+            raise AgentFailure(
+                "nothing-live",
+                "Nothing is live to compare a canary with: deploy a first model with "
+                "`fab deploy.blue-green --model URI`.",
             )
         revision = int(current.get("revision", 0)) + 1
         current["revision"] = revision
@@ -84,20 +92,24 @@ def abandon(revision: int, reason: str) -> dict[str, Any]:
 
 
 def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
-    """Start the transition's steps as the unit mlops-deploy; returns at once."""
+    """Start the transition's steps as the unit mlops-deploy-<revision>; returns at once."""
     with state.changing() as current:
         transition = _ours(current, revision)
         model = transition.get("model")
-        if transition["kind"] in ("blue-green", "shadow"):
+        if transition["kind"] in NEW_MODEL_KINDS:
             if not model or not os.path.isfile(f"{settings['env']}/bin/python"):
                 raise AgentFailure(KIND_LAUNCH, f"No environment at {settings['env']}.")
             model["env"] = settings["env"]
-        transition.update(phase="launched", settings=settings, model=model, holder=None)
+        # One unit name per revision: systemd may keep the last one loaded for a while
+        # after it ended (in a container it can fail to remove its control group), and
+        # systemd-run refuses a name that is still loaded.
+        unit = f"{paths.TRANSITION_UNIT}-{revision}"
+        transition.update(phase="launched", settings=settings, model=model, holder=None, unit=unit)
         current["transition"] = transition
         started = subprocess.run(
             [
                 "systemd-run",
-                f"--unit={paths.TRANSITION_UNIT}",
+                f"--unit={unit}",
                 "--collect",
                 "--quiet",
                 f"--property=Environment=PYTHONPATH={agent_zip()}",
@@ -115,7 +127,7 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
         if started.returncode != 0:
             state.close_transition(current, "failed", f"could not start: {started.stderr.strip()}")
             raise AgentFailure(KIND_LAUNCH, f"Could not start the deploy unit: {started.stderr}")
-    return {"unit": f"{paths.TRANSITION_UNIT}.service"}
+    return {"unit": f"{unit}.service"}
 
 
 def log(revision: int, line: str, **changes: Any) -> None:
@@ -131,19 +143,26 @@ def log(revision: int, line: str, **changes: Any) -> None:
 
 def apply_router(current: dict[str, Any]) -> bool:
     """Render the router from `current` and load it (nginx -t, reload, confirm)."""
-    return nginx.apply_site(paths.ROUTER_SITE, router.render(current))
+    return bool(nginx.apply_site(paths.ROUTER_SITE, router.render(current)))
 
 
 def reconcile(current: dict[str, Any]) -> None:
     """Make the box match the state after an interrupted transition: the router's config,
-    and the live slot running and enabled at boot."""
+    the live slot running and enabled at boot, and no canary candidate left with a share
+    of the traffic (only a running canary gives one): 100% back on the live slot in one
+    reload, then the candidate stops."""
     live = current.get("live")
     if live:
         slots.enable(live["slot"])
         if not slots.active(live["slot"]):
             slots.start(live["slot"])
+    candidate = current.get("candidate")
+    current["candidate"] = None
     if live or os.path.exists(nginx.site_path(paths.ROUTER_SITE)):
         apply_router(current)
+    if candidate and (not live or candidate["slot"] != live["slot"]):
+        slots.stop(candidate["slot"])
+        slots.enable(candidate["slot"], on=False)
 
 
 def retire_later(slot: str, revision: int, seconds: float) -> str | None:

@@ -1,1 +1,2 @@
-"""Serving on the box: model slots behind the nginx router, blue-green and rollback."""
+"""Serving on the box: model slots behind the nginx router, blue-green and rollback,
+and the TLS front door that exposes them (and MLflow) on request."""

@@ -1,12 +1,12 @@
-"""Shadow mode from the controller: start one, end it, promote it, report on it.
+"""Shadow mode from the controller: start one, report on it.
 
 `start` prepares like a blue-green deploy (the box resolves and copies the model, its
 environment is built) and then the box runs the shadow's steps itself as the unit
-mlops-deploy (remote/agent/shadow.py): the shadow slot started and warmed up, the
-router's mirror on, a copy checked end to end. It returns once copies flow. The end
-(`--duration`'s timer, or `abort`) runs on the box too. `promote` is a blue-green deploy
-of the shadow's exact model version, then the shadow's end. `report` is computed on the
-box in the monitor's environment and copied here.
+mlops-deploy-<revision> (remote/agent/shadow.py): the shadow slot started and warmed up,
+the router's mirror on, a copy checked end to end. It returns once copies flow. The end
+(`--duration`'s timer, or `deploy.abort`) runs on the box too. `deploy.promote` and
+`deploy.abort` are apply.promote and apply.abort, which act on whatever runs (a canary or
+a shadow). `report` is computed on the box in the monitor's environment and copied here.
 """
 
 from __future__ import annotations
@@ -17,14 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from remote.deploy import apply, status
-from remote.deploy.plan import (
-    DEFAULT_BAKE_S,
-    DEFAULT_MAX_ERROR_RATE,
-    DEFAULT_TERMINATION_WAIT_S,
-    BlueGreenPlan,
-    check_model_uri,
-    check_seconds,
-)
+from remote.deploy.plan import check_model_uri, check_seconds
 from remote.errors import ConfigError, DeployError
 from remote.monitor.box_report import compute_and_fetch
 from remote.system.run import Connection
@@ -32,7 +25,6 @@ from remote.system.run import Connection
 Say = Callable[[str], None]
 DEFAULT_SAMPLE = 100.0
 DEFAULT_TOLERANCE = 0.05
-NO_SHADOW = "No shadow is running: start one with `fab deploy.shadow --model URI`."
 
 
 def _number(name: str, value: float | str, example: str) -> float:
@@ -64,24 +56,8 @@ class ShadowPlan:
 def plan(model_uri: str, sample: float | str, duration: float | str) -> ShadowPlan:
     """The plan from the task's text arguments, each checked."""
     return ShadowPlan(
-        model_uri, check_percent("sample", sample), _number("duration", duration, "3600")
+        model_uri, check_percent("sample", sample), check_seconds("duration", duration)
     )
-
-
-def check_bake(value: float | str) -> float:
-    return check_seconds("bake", _number("bake", value, "60"))
-
-
-def check_tolerance(value: float | str) -> float:
-    tolerance = _number("tolerance", value, "0.05")
-    if not 0 <= tolerance < 1:
-        raise ConfigError(f"--tolerance is {value}: give a fraction from 0 to below 1.")
-    return tolerance
-
-
-def running(conn: Connection) -> dict[str, Any] | None:
-    """The running shadow's mirror record, if one runs."""
-    return (status.read_state(conn) or {}).get("mirror")
 
 
 def start(conn: Connection, plan: ShadowPlan, *, by: str, say: Say) -> dict[str, Any]:
@@ -109,42 +85,6 @@ def start(conn: Connection, plan: ShadowPlan, *, by: str, say: Say) -> dict[str,
     entry = status.follow(conn, revision, say=say)
     if entry.get("outcome") != "shadowing":
         raise DeployError(status.outcome_sentence(entry))
-    return entry
-
-
-def end(conn: Connection, *, by: str, reason: str) -> dict[str, Any]:
-    """Mirror off (one reload), then the shadow slot stopped."""
-    return apply._agent(conn, "shadow-end", "--by", by, "--reason", reason)
-
-
-def promote_uri(model: dict[str, Any]) -> str:
-    """The URI of exactly the version the shadow served (an alias may have moved since)."""
-    uri = str(model.get("uri") or "")
-    if uri.startswith("models:/") and "@" in uri:
-        return f"models:/{model['name']}/{model['version']}"
-    return uri
-
-
-def promote(
-    conn: Connection,
-    *,
-    by: str,
-    say: Say,
-    bake_s: float = DEFAULT_BAKE_S,
-    termination_wait_s: float = DEFAULT_TERMINATION_WAIT_S,
-    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
-) -> dict[str, Any]:
-    """A blue-green deploy of the shadow's model, then the shadow's end. A deploy that
-    does not go live leaves the shadow running."""
-    mirror = running(conn)
-    if not mirror:
-        raise DeployError(NO_SHADOW)
-    plan = BlueGreenPlan(promote_uri(mirror["model"]), bake_s, termination_wait_s, max_error_rate)
-    say(f"Promoting the shadow {status.label(mirror['model'])}: blue-green to {plan.model_uri}")
-    entry = apply.blue_green(conn, plan, by=by, say=say)
-    say(status.outcome_sentence(entry))
-    end(conn, by=by, reason=f"promoted: live in slot {entry.get('slot')}")
-    say("Shadow ended: mirror off, slot shadow stopped")
     return entry
 
 

@@ -45,15 +45,21 @@ def read_status(conn: Connection) -> dict[str, Any]:
 
 
 def follow(
-    conn: Connection, revision: int, *, say: Callable[[str], None], timeout_s: float | None = None
+    conn: Connection,
+    revision: int,
+    *,
+    say: Callable[[str], None],
+    timeout_s: float | None = None,
+    shown: int = 0,
 ) -> dict[str, Any]:
-    """Print the transition's progress lines until it ends; return its history entry.
+    """Print the transition's progress lines (after the first `shown`) until it ends;
+    return its history entry.
 
     Losing the connection, or Ctrl-C, stops only the following: the box goes on.
     """
     again = f"Revision {revision} goes on on the box: follow it with `fab deploy.status --watch`."
     try:
-        return _follow(conn, revision, say, timeout_s)
+        return _follow(conn, revision, say, timeout_s, shown)
     except KeyboardInterrupt:
         raise DeployError(f"Stopped following. {again}") from None
     except (OSError, EOFError, SSHException) as exc:
@@ -61,9 +67,12 @@ def follow(
 
 
 def _follow(
-    conn: Connection, revision: int, say: Callable[[str], None], timeout_s: float | None
+    conn: Connection,
+    revision: int,
+    say: Callable[[str], None],
+    timeout_s: float | None,
+    shown: int,
 ) -> dict[str, Any]:
-    shown = 0
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         state = read_state(conn) or {}
@@ -74,8 +83,7 @@ def _follow(
                 say(f"  {line}")
             shown = max(shown, len(lines))
             if deadline is None and transition.get("settings"):
-                bake = float(transition["settings"].get("bake", 0))
-                deadline = time.monotonic() + bake + FOLLOW_MARGIN_S
+                deadline = time.monotonic() + longest_s(transition["settings"]) + FOLLOW_MARGIN_S
         else:
             entry = _entry(state, revision)
             if entry is None:
@@ -87,9 +95,14 @@ def _follow(
             raise WaitTimeout(
                 f"Revision {revision} is still running on the box after the time it should "
                 "take: follow it with `fab deploy.status --watch`, or read `journalctl -u "
-                "mlops-deploy` on the box."
+                f"mlops-deploy-{revision}` on the box."
             )
         time.sleep(POLL_S)
+
+
+def longest_s(settings: dict[str, Any]) -> float:
+    """How long a transition's steps may take: its bake, or a canary's --max-duration."""
+    return max(float(settings.get("bake", 0)), float(settings.get("max_duration", 0)))
 
 
 def _entry(state: dict[str, Any], revision: int) -> dict[str, Any] | None:
@@ -112,10 +125,17 @@ def outcome_sentence(entry: dict[str, Any]) -> str:
         return f"{what} is live in slot {entry.get('slot')}{reason}."
     if outcome == "refused":
         return f"{what} was refused and never got traffic{reason}."
+    if entry.get("kind") == "shadow-end":
+        return (
+            f"Revision {entry.get('revision')}: the shadow of {entry.get('model_uri')} ended"
+            f"{reason}; the mirror is off and slot {entry.get('slot')} stopped."
+        )
     if outcome == "shadowing":
         return f"{what} gets copies of the live traffic in slot {entry.get('slot')}{reason}."
     if outcome == "rolled back":
         return f"{what} was rolled back{reason}."
+    if outcome == "aborted":
+        return f"{what} was aborted{reason}: the live model answers every request."
     return f"{what} ended {outcome}{reason}."
 
 
@@ -144,6 +164,12 @@ def describe_status(answer: dict[str, Any], name: str, now: datetime.datetime) -
         lines.append("  live      nothing: deploy with `fab deploy.blue-green --model URI`")
     if previous:
         lines.append(f"  previous  {previous['slot']:<6} {label(previous['model'])}  (rollback)")
+    candidate = state.get("candidate")
+    if candidate:
+        lines.append(
+            f"  candidate {candidate['slot']:<6} {label(candidate['model'])}  "
+            f"({candidate['weight']}% of the requests)"
+        )
     mirror = state.get("mirror")
     if mirror:
         until = f" until {mirror['until']}" if mirror.get("until") else ""
@@ -166,10 +192,32 @@ def describe_status(answer: dict[str, Any], name: str, now: datetime.datetime) -
             f"  now       revision {transition.get('revision')} {transition.get('kind')} of "
             f"{transition.get('model_uri')}, {alive}: {transition.get('step')}"
         )
+        if transition.get("canary"):
+            lines.append(f"  canary    {describe_canary(transition['canary'], now)}")
     last = state.get("last")
     if last:
         lines.append(f"  last      {outcome_sentence(last)} ({last.get('finished')})")
     return "\n".join(lines)
+
+
+def describe_canary(canary: dict[str, Any], now: datetime.datetime) -> str:
+    """A running canary's step, weight, gate figures and time left, in one line."""
+    figures = canary.get("figures", {})
+    p99 = figures.get("p99_ms")
+    latency = f", p99 {p99:.0f} ms" if p99 is not None else ""
+
+    def left(moment: str | None) -> float:
+        if not moment:
+            return 0.0
+        return max(0.0, (datetime.datetime.fromisoformat(moment) - now).total_seconds())
+
+    return (
+        f"step {canary.get('step')}/{canary.get('of')} at {canary.get('weight')}%: "
+        f"{figures.get('requests', 0)} requests, {figures.get('errors', 0)} errors "
+        f"({float(figures.get('error_rate', 0)):.1%}){latency}, "
+        f"{left(canary.get('bake_ends')):.0f}s left of the bake, "
+        f"{left(canary.get('deadline')):.0f}s to --max-duration"
+    )
 
 
 def describe_history(history: list[dict[str, Any]]) -> str:
@@ -183,4 +231,9 @@ def describe_history(history: list[dict[str, Any]]) -> str:
             f"{entry.get('slot') or '-':<6} {entry.get('outcome')}"
             + (f": {entry['reason']}" if entry.get("reason") else "")
         )
+        for step in entry.get("steps") or []:
+            lines.append(
+                f"{'':>6}step {step['step']} at {step['weight']}%: {step['verdict']} "
+                f"({step['reason']})"
+            )
     return "\n".join(lines)

@@ -1,13 +1,17 @@
-"""`install(conn, spec, store_uri)`: MLflow as a systemd service on the box, idempotently.
+"""`install(conn, spec)`: MLflow as a systemd service on the box, idempotently.
 
 The server runs from its own virtualenv per version (/opt/mlflow/venvs/<version>) as the
-system user `mlflow`, bound to 127.0.0.1 unless exposure is asked for. One probe reads
+system user `mlflow`, bound to 127.0.0.1. One probe reads
 everything that decides what to do (files, venv, service state); then only what differs
 is changed, and the service is restarted only if something changed.
 
 A new version goes into a new venv while the old server keeps running; only once pip
 succeeded is the service switched over (schema upgraded, unit rewritten, restarted). So
 an unknown version or a failed download leaves the running server and its data alone.
+
+With RDS this machine never holds the database password: the install writes where the
+database is (RDS_CONFIG), and the unit's start step, on the box, reads the secret and
+writes the store URI at every start. The schema upgrade runs that same step first.
 
 A little over 300 lines on purpose: the install and its roll-back share the probe's
 facts and the kept files, and read best as one flow.
@@ -24,12 +28,13 @@ from remote.changes import Changed
 from remote.errors import MlopsBoxError, WaitTimeout
 from remote.mlflow import store
 from remote.mlflow.spec import (
-    AUTH_CONFIG,
     CONFIG_DIR,
     DATA_DIR,
     ENV_FILE,
     LOCAL_ARTIFACTS,
     MLFLOW_USER,
+    RDS_CONFIG,
+    RDS_ENV_FILE,
     READY_MARKER,
     SQLITE_DB,
     STATE_FILE,
@@ -37,12 +42,15 @@ from remote.mlflow.spec import (
     UNIT_NAME,
     VENV_ROOT,
     ServerSpec,
-    render_auth_config,
     render_env,
+    render_rds_config,
     render_state,
     render_unit,
+    store_env_file,
 )
+from remote.providers.base import Database
 from remote.system import files, systemd
+from remote.system.agent import ensure_agent
 from remote.system.files import RemoteFile
 from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
 from remote.system.venv import pip_install
@@ -72,15 +80,18 @@ class InstallFacts:
     files: dict[str, files.FileState | None]
 
 
-def desired_files(spec: ServerSpec, store_uri: str, admin_password: str | None) -> list[RemoteFile]:
-    """The unit first, then the files it reads: the env file, the state file, the auth config."""
+def desired_files(spec: ServerSpec, database: Database | None) -> list[RemoteFile]:
+    """The unit first, then the files it reads: the env file, the state file and, with
+    RDS, the database's coordinates (`database`, required then)."""
+    if (spec.backend == "rds") != (database is not None):
+        raise ValueError("a database is given exactly for the rds backend")
     wanted = [
         RemoteFile(UNIT_FILE, render_unit(spec).encode(), 0o644),
-        RemoteFile(ENV_FILE, render_env(spec, store_uri, admin_password).encode(), 0o600),
+        RemoteFile(ENV_FILE, render_env(spec).encode(), 0o600),
         RemoteFile(STATE_FILE, render_state(spec).encode(), 0o644),
     ]
-    if spec.public:
-        wanted.append(RemoteFile(AUTH_CONFIG, render_auth_config().encode(), 0o644))
+    if database is not None:
+        wanted.append(RemoteFile(RDS_CONFIG, render_rds_config(database).encode(), 0o644))
     return wanted
 
 
@@ -132,18 +143,18 @@ def installed_version(state_json: str) -> str | None:
 def install(
     conn: Connection,
     spec: ServerSpec,
-    store_uri: str,
     *,
-    admin_password: str | None = None,
+    database: Database | None = None,
     before_switch: Callable[[], None] | None = None,
     say: Callable[[str], None] = print,
 ) -> Changed:
     """Install or update MLflow per `spec`; restart only if something changed.
 
-    `before_switch` runs once the venv is ready and before anything the running server
-    uses changes (the RDS check goes there).
+    `database` is where the RDS backend is (only with it). `before_switch` runs once the
+    venv is ready and before anything the running server uses changes (the RDS check
+    goes there).
     """
-    wanted = desired_files(spec, store_uri, admin_password)
+    wanted = desired_files(spec, database)
     facts = probe(conn, spec, wanted)
     changed = Changed()
     if not facts.layout_ok:
@@ -176,12 +187,17 @@ def install(
     if kept:
         copies = "; ".join(f"cp -p {p} {p}{PREVIOUS}" for p in kept)
         _sudo(conn, sh(copies), "keep the previous configuration")
+    if spec.backend == "rds":
+        ensure_agent(conn)  # the unit's start step runs this version's bundle
     if migrate:
         # The schema upgrade reads the store from the env file the new server will use.
-        env = next(f for f in wanted if f.path == ENV_FILE)
-        files.write(conn, env)
+        for item in wanted:
+            if item.path in (ENV_FILE, RDS_CONFIG):
+                files.write(conn, item)
+        if spec.backend == "rds":
+            say(store.write_rds_env(conn, spec.python))
         say(f"Upgrading the database schema for MLflow {spec.version}")
-        say(store.upgrade_schema(conn, spec.python))
+        say(store.upgrade_schema(conn, spec.python, store_env_file(spec.backend)))
     unit, *companions = wanted
     try:
         changed.merge(
@@ -203,6 +219,8 @@ def install(
         ) from None
     if kept:
         _sudo(conn, "rm -f " + " ".join(f"{p}{PREVIOUS}" for p in kept), "remove old copies")
+    if spec.backend != "rds":  # a server moved off RDS leaves no trace of the database
+        _sudo(conn, f"rm -f {RDS_CONFIG} {RDS_ENV_FILE}", "remove the RDS settings")
     if version_changed:
         _sudo(conn, f"rm -rf {shlex.quote(f'{VENV_ROOT}/{previous}')}", "remove the old venv")
     return changed

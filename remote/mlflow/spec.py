@@ -1,15 +1,19 @@
 """What the MLflow server on the box should look like: paths, arguments and files, as text.
 
 Pure functions only (no SSH): `ServerSpec` says what is wanted, and the renderers turn
-it into the systemd unit, the environment file, the basic-auth config and the state
-file (what was installed, read back by `mlflow.status`) that `remote.mlflow.server`
-then puts on the box.
+it into the systemd unit, the environment file, the RDS coordinates and the state file
+(what was installed, read back by `mlflow.status`) that `remote.mlflow.server` then puts
+on the box.
+
+The server listens on 127.0.0.1 only. Clients elsewhere reach it through an SSH tunnel
+(`fab mlflow.ui`) or, opted in, the TLS front door (`fab deploy.expose`), whose bearer
+token is the one credential: MLflow's own basic auth would need the same Authorization
+header, which a client can fill with only one of the two.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import dataclasses
 import importlib.metadata
 import json
 import re
@@ -18,8 +22,11 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from remote import contract
+from remote.agent.db import URI_KEY
+from remote.agent.envfile import env_file_line
 from remote.errors import ConfigError
-from remote.system import templates
+from remote.providers.base import Database
+from remote.system import agent, templates
 
 BACKENDS = ("sqlite", "rds")
 MLFLOW_USER = "mlflow"
@@ -27,37 +34,35 @@ VENV_ROOT = "/opt/mlflow/venvs"
 DATA_DIR = contract.MLFLOW_DATA_DIR
 SQLITE_DB = contract.MLFLOW_SQLITE_DB
 LOCAL_ARTIFACTS = f"{DATA_DIR}/artifacts"
-AUTH_DB = f"{DATA_DIR}/basic_auth.db"
 CONFIG_DIR = contract.MLFLOW_CONFIG_DIR
 ENV_FILE = contract.MLFLOW_ENV_FILE
-AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
+# RDS: where the database is (not secret, written by the install), and the env file with
+# the store URI, password included, that the unit's start step writes from the secret at
+# every start. In /run (RAM): the password is never on the box's disk.
+RDS_CONFIG = f"{CONFIG_DIR}/rds.json"
+RUN_DIR = "/run/mlflow"
+RDS_ENV_FILE = f"{RUN_DIR}/rds.env"
 # What was installed, for `mlflow.status`: written with the unit, never parsed out of it.
 STATE_FILE = f"{CONFIG_DIR}/server.json"
 UNIT_NAME = contract.MLFLOW_UNIT
 UNIT_FILE = f"/etc/systemd/system/{UNIT_NAME}"
 DEFAULT_PORT = contract.MLFLOW_PORT
 DEFAULT_WORKERS = 2
-ADMIN_USER = "admin"
+BIND_HOST = "127.0.0.1"
 # Written into a venv once pip succeeded: a half-made venv is never taken as installed.
 READY_MARKER = ".mlops-box-ready"
 TEMPLATE = "mlflow.service.j2"
-# Inside double quotes systemd's EnvironmentFile= takes a backslash only before these.
-_NEED_ESCAPE = '"\\`$'
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The wanted MLflow server: version, backend, artifact store and exposure."""
+    """The wanted MLflow server: version, backend and artifact store."""
 
     version: str
     backend: str = "sqlite"
     # s3://<bucket>/mlflow on AWS, else a directory on the box.
     artifacts: str = LOCAL_ARTIFACTS
-    public: bool = False
-    allowed_hosts: tuple[str, ...] = ()
     port: int = DEFAULT_PORT
     workers: int = DEFAULT_WORKERS
 
@@ -69,10 +74,6 @@ class ServerSpec:
             raise ConfigError(f"The artifact store {self.artifacts!r} is not s3:// or a path.")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"The MLflow port {self.port} is not a TCP port.")
-        for host in self.allowed_hosts:
-            check_allowed_host(host)
-        if self.public and not self.allowed_hosts:
-            raise ConfigError("--public needs the host names clients will use (allowed hosts).")
 
     @property
     def venv(self) -> str:
@@ -83,46 +84,15 @@ class ServerSpec:
         return f"{self.venv}/bin/python"
 
     @property
-    def bind_host(self) -> str:
-        return "0.0.0.0" if self.public else "127.0.0.1"
-
-    @property
     def requirements(self) -> tuple[str, ...]:
         """What pip installs into the venv (also the ready marker's content)."""
         extra = []
         if self.backend == "rds":
             extra.append("psycopg2-binary")
-        if self.artifacts.startswith("s3://"):
+        # S3 artifacts, and the RDS start step that reads the database's secret.
+        if self.backend == "rds" or self.artifacts.startswith("s3://"):
             extra.append("boto3")
-        # basic-auth's CSRF checks need Flask-WTF, which only the `auth` extra brings.
-        mlflow = f"mlflow[auth]=={self.version}" if self.public else f"mlflow=={self.version}"
-        return (mlflow, *extra)
-
-
-def parse_allowed_hosts(text: str) -> tuple[str, ...]:
-    """The comma-separated `--allowed-hosts` value as host names, each checked."""
-    hosts = tuple(h.strip() for h in text.split(",") if h.strip())
-    for host in hosts:
-        check_allowed_host(host)
-    return hosts
-
-
-def check_allowed_host(host: str) -> None:
-    """ConfigError unless `host` is one host name or address (with an optional :port).
-
-    No wildcards: until a TLS front door exists, --public sends the basic-auth password
-    over plain HTTP, and the Host check is the little that stops DNS rebinding.
-    """
-    if "*" in host:
-        raise ConfigError(
-            f"--allowed-hosts has {host!r}: wildcards are refused while --public is plain "
-            "HTTP; name each host clients use, e.g. --allowed-hosts 203.0.113.7,box.example.org."
-        )
-    if not _HOST.fullmatch(host):
-        raise ConfigError(
-            f"--allowed-hosts has {host!r}: give host names or addresses, "
-            "comma-separated (with an optional :port)."
-        )
+        return (f"mlflow=={self.version}", *extra)
 
 
 def check_version(version: str) -> str:
@@ -165,7 +135,7 @@ def server_args(spec: ServerSpec) -> list[str]:
         f"{spec.venv}/bin/mlflow",
         "server",
         "--host",
-        spec.bind_host,
+        BIND_HOST,
         "--port",
         str(spec.port),
         "--workers",
@@ -174,21 +144,19 @@ def server_args(spec: ServerSpec) -> list[str]:
         "--artifacts-destination",
         spec.artifacts,
     ]
-    if spec.public:
-        args += ["--app-name", "basic-auth", "--allowed-hosts", ",".join(allowed_hosts(spec))]
     return args
 
 
-def allowed_hosts(spec: ServerSpec) -> list[str]:
-    """The Host headers MLflow accepts: the given names (bare and with the port), and the
-    loopback names the SSH tunnel and the health check use."""
-    hosts: list[str] = []
-    for host in spec.allowed_hosts:
-        hosts.append(host)
-        if ":" not in host.rsplit("]", 1)[-1]:  # no port given: also accept ours
-            hosts.append(f"{host}:{spec.port}")
-    hosts += ["localhost", f"localhost:{spec.port}", "127.0.0.1", f"127.0.0.1:{spec.port}"]
-    return list(dict.fromkeys(hosts))
+def store_env_file(backend: str) -> str:
+    """The env file that holds the backend store's URI: the server's own, or with RDS the
+    one its start step writes."""
+    return RDS_ENV_FILE if backend == "rds" else ENV_FILE
+
+
+def start_step(spec: ServerSpec) -> str:
+    """The RDS start step: the agent's `rds-env`, run by the MLflow venv's Python (it has
+    boto3). The unit names this version's agent bundle, which must be on the box."""
+    return agent.unit_command("rds-env", RDS_CONFIG, RDS_ENV_FILE, python=spec.python)
 
 
 def render_unit(spec: ServerSpec) -> str:
@@ -199,7 +167,14 @@ def render_unit(spec: ServerSpec) -> str:
         env_file=ENV_FILE,
         data_dir=DATA_DIR,
         exec_start=" ".join(server_args(spec)),
+        start_step=start_step(spec) if spec.backend == "rds" else "",
+        rds_env_file=RDS_ENV_FILE,
     )
+
+
+def render_rds_config(db: Database) -> str:
+    """The database's coordinates for the start step: nothing secret (no user, no password)."""
+    return json.dumps(dataclasses.asdict(db), indent=2, sort_keys=True) + "\n"
 
 
 def render_state(spec: ServerSpec) -> str:
@@ -208,59 +183,21 @@ def render_state(spec: ServerSpec) -> str:
         "version": spec.version,
         "backend": spec.backend,
         "artifacts": spec.artifacts,
-        "public": spec.public,
-        "listen": f"{spec.bind_host}:{spec.port}",
+        "listen": f"{BIND_HOST}:{spec.port}",
     }
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
 
 
-def env_file_line(key: str, value: str) -> str:
-    """One systemd EnvironmentFile line, `KEY="value"`, that reads back as exactly `value`.
-
-    Double quotes keep spaces, `#`, `;`, `'` and `%` literal (an EnvironmentFile has no
-    specifiers and no variable expansion); inside them a backslash is needed, and used,
-    only before `"`, `\\`, `` ` `` and `$`. Newlines, carriage returns and NULs are refused:
-    the file is line-oriented and no store URI needs them. No trailing newline.
-    """
-    if not _ENV_NAME.fullmatch(key):
-        raise ValueError(f"{key!r} is not a valid environment variable name")
-    if any(ch in value for ch in "\n\r\0"):
-        raise ValueError(f"the value of {key} contains a newline, carriage return or NUL")
-    escaped = "".join("\\" + ch if ch in _NEED_ESCAPE else ch for ch in value)
-    return f'{key}="{escaped}"'
-
-
-def render_env(spec: ServerSpec, store_uri: str, admin_password: str | None = None) -> str:
-    """The EnvironmentFile: the backend store URI, and basic auth's settings with --public."""
-    values = {"MLFLOW_BACKEND_STORE_URI": store_uri}
-    if spec.public:
-        if not admin_password:
-            raise ConfigError("--public needs an admin password for MLflow's basic auth.")
-        values["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
-        values["MLFLOW_AUTH_ADMIN_USERNAME"] = ADMIN_USER
-        values["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
-        # basic-auth's CSRF protection signs with this; derived, so a re-install is a no-op.
-        values["MLFLOW_FLASK_SERVER_SECRET_KEY"] = hmac.new(
-            admin_password.encode(), b"mlops-box flask secret key", hashlib.sha256
-        ).hexdigest()
+def render_env(spec: ServerSpec) -> str:
+    """The server's EnvironmentFile: the SQLite store's URI; with RDS nothing (the start
+    step writes the URI, password included, into a file of its own at every start)."""
+    values = {} if spec.backend == "rds" else {URI_KEY: sqlite_uri()}
     lines = ["# Written by mlops-box (`fab mlflow.install`); read by systemd for mlflow.service."]
     try:
         lines += [env_file_line(key, value) for key, value in values.items()]
     except ValueError as exc:
         raise ConfigError(f"Cannot write the MLflow environment file: {exc}.") from None
     return "\n".join(lines) + "\n"
-
-
-def render_auth_config() -> str:
-    """basic-auth's ini; the admin's password is in the environment file, not here."""
-    return (
-        "# Written by mlops-box (`fab mlflow.install --public`).\n"
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{AUTH_DB}\n"
-        f"admin_username = {ADMIN_USER}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
 
 
 def sqlite_uri(path: str = SQLITE_DB) -> str:

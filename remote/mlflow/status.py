@@ -2,7 +2,7 @@
 
 What was installed (version, backend, artifact store, address) is read from the state
 file the install wrote; the service's state from systemd; the counts from the backend
-store itself, by the agent's `mlflow-data` under the server's own environment file, so
+store itself, by the agent's `mlflow-data` under the env file with the server's store URI, so
 the URI is never in argv and the counts do not depend on the server's auth settings.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from remote.errors import MlopsBoxError
-from remote.mlflow.spec import ENV_FILE, MLFLOW_USER, STATE_FILE, UNIT_NAME, VENV_ROOT
+from remote.mlflow.spec import MLFLOW_USER, STATE_FILE, UNIT_NAME, VENV_ROOT, store_env_file
 from remote.system import systemd
 from remote.system.agent import run_agent
 from remote.system.run import Connection, check
@@ -77,7 +77,9 @@ def status(conn: Connection) -> MlflowStatus:
         conn,
         "mlflow-data",
         python=f"{VENV_ROOT}/{version}/bin/python",
-        env_file=ENV_FILE,
+        # With RDS, the file the server's start step wrote; `-`: a server that never
+        # started has none, and the agent then says to re-run the install.
+        env_file=f"-{store_env_file(str(state.get('backend')))}",
         user=MLFLOW_USER,
         error=MlflowStatusError,
     )

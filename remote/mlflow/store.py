@@ -1,72 +1,44 @@
 """Where MLflow keeps its runs: the backend store (SQLite on the box, or PostgreSQL).
 
-The provider finds the database (on AWS, by the box's tags); the checks and the schema
-upgrade run on the box, through the agent's `db-check` and `db-upgrade`, because only
-the box can reach a private RDS instance. The URI, password included, travels only inside
-a root-only env file that systemd reads for the server and for the agent: never in argv,
-a log or a message.
+The provider finds the database (on AWS, by the box's tags): where it is and its
+secret's ARN, never the password. Everything that needs the password runs on the box,
+because only the box may read the secret (its instance role) and reach a private RDS
+instance: the agent's `rds-env` reads the secret and writes the store URI into a
+root-only env file, which systemd reads for the server and for the agent's `db-check`
+and `db-upgrade`. The URI is never in argv, a log or a message.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from urllib.parse import quote
-
-from remote.contract import MLFLOW_CONFIG_DIR, MLFLOW_ENV_FILE, MLFLOW_SQLITE_DB
+from remote.agent import db as on_box_db
+from remote.agent import rds_secret as on_box_secret
 from remote.errors import (
     DatabaseAuthError,
     DatabaseError,
     DatabaseNotFound,
+    DatabaseSecretError,
     DatabaseUnreachable,
     SchemaUpgradeError,
 )
-from remote.mlflow.spec import env_file_line, sqlite_uri
+from remote.mlflow.spec import RDS_CONFIG, RDS_ENV_FILE, RUN_DIR, render_rds_config
 from remote.providers.base import Database
 from remote.system import files
 from remote.system.agent import run_agent
 from remote.system.files import RemoteFile
 from remote.system.run import Connection, check, run, sudo
 
-URI_KEY = "MLFLOW_BACKEND_STORE_URI"
-# A store to check before the server switches to it: root-only, next to the live one.
-CANDIDATE_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/candidate.env"
+# A database to check before the server switches to it: its coordinates and the env file
+# the start step writes from them, beside the live ones, removed after the check.
+CANDIDATE_CONFIG = f"{RUN_DIR}/candidate-rds.json"
+CANDIDATE_ENV_FILE = f"{RUN_DIR}/candidate.env"
 # The agent's failure kinds that have an error class of their own.
 _FAILURES: dict[str, type[DatabaseError]] = {
-    "unreachable": DatabaseUnreachable,
-    "auth": DatabaseAuthError,
-    "no-database": DatabaseNotFound,
-    "upgrade": SchemaUpgradeError,
+    on_box_db.KIND_UNREACHABLE: DatabaseUnreachable,
+    on_box_db.KIND_AUTH: DatabaseAuthError,
+    on_box_db.KIND_NO_DATABASE: DatabaseNotFound,
+    on_box_db.KIND_UPGRADE: SchemaUpgradeError,
+    **dict.fromkeys(on_box_secret.SECRET_KINDS, DatabaseSecretError),
 }
-
-
-@dataclass(frozen=True)
-class SqliteStore:
-    """A SQLite file on the box."""
-
-    path: str = MLFLOW_SQLITE_DB
-
-    def uri(self) -> str:
-        return sqlite_uri(self.path)
-
-
-@dataclass(frozen=True)
-class PostgresStore:
-    """A PostgreSQL database; the password stays out of repr() and every message."""
-
-    host: str
-    port: int
-    dbname: str
-    user: str
-    password: str = field(repr=False)
-
-    @classmethod
-    def of(cls, db: Database) -> PostgresStore:
-        return cls(db.host, db.port, db.dbname, db.user, db.password)
-
-    def uri(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        user, password = quote(self.user, safe=""), quote(self.password, safe="")
-        return f"postgresql+psycopg2://{user}:{password}@{host}:{self.port}/{self.dbname}"
 
 
 def check_store_in(conn: Connection, env_file: str, python: str) -> str:
@@ -81,21 +53,40 @@ def check_store_in(conn: Connection, env_file: str, python: str) -> str:
     return str(answer["message"])
 
 
-def check_store(conn: Connection, store: PostgresStore | SqliteStore, python: str) -> None:
-    """`check_store_in` for a store that is not in the server's env file yet.
+def write_rds_env(
+    conn: Connection, python: str, config: str = RDS_CONFIG, env_file: str = RDS_ENV_FILE
+) -> str:
+    """Run the server's start step now: on the box, read the database's secret (as named
+    in `config`, by default the installed coordinates) and write the store URI into
+    `env_file`. DatabaseSecretError, in one sentence, when the box cannot read it."""
+    answer = run_agent(
+        conn,
+        "rds-env",
+        config,
+        env_file,
+        python=python,
+        errors=_FAILURES,
+        error=DatabaseError,
+    )
+    return str(answer["message"])
 
-    The URI goes into a root-only candidate env file beside the live one, removed after.
+
+def check_database(conn: Connection, database: Database, python: str) -> None:
+    """Before a server switches to `database`: read its secret on the box and connect.
+
+    Both happen exactly as the server's start will do them, into candidate files in
+    /run (RAM, root-only) beside the live ones, which are removed afterwards.
     """
-    line = env_file_line(URI_KEY, store.uri()) + "\n"
-    run(conn, sudo(f"install -d -m 755 {MLFLOW_CONFIG_DIR}"), what=f"create {MLFLOW_CONFIG_DIR}")
-    files.write(conn, RemoteFile(CANDIDATE_ENV_FILE, line.encode(), 0o600))
+    run(conn, sudo(f"install -d -m 700 {RUN_DIR}"), what=f"create {RUN_DIR}")
+    files.write(conn, RemoteFile(CANDIDATE_CONFIG, render_rds_config(database).encode(), 0o600))
     try:
+        write_rds_env(conn, python, CANDIDATE_CONFIG, CANDIDATE_ENV_FILE)
         check_store_in(conn, CANDIDATE_ENV_FILE, python)
     finally:
-        check(conn, sudo(f"rm -f {CANDIDATE_ENV_FILE}"))
+        check(conn, sudo(f"rm -f {CANDIDATE_CONFIG} {CANDIDATE_ENV_FILE}"))
 
 
-def upgrade_schema(conn: Connection, python: str, env_file: str = MLFLOW_ENV_FILE) -> str:
+def upgrade_schema(conn: Connection, python: str, env_file: str) -> str:
     """Create or upgrade MLflow's schema in the store named in `env_file`, from the box.
 
     The same calls as `mlflow db upgrade`, without the URI in argv; it checks the

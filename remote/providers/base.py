@@ -1,6 +1,7 @@
 """The provider contract: start it, stop it, what state is it in, what address does it have,
 and the few verbs a cloud needs (make or remove the box, vouch for its SSH host keys, open
-SSH to this machine, the stack's artifact bucket and database).
+SSH to this machine, check the front door's firewall rule, the stack's artifact bucket and
+database).
 
 Each provider module implements exactly these verbs with these signatures; the
 docstrings below are the contract. Callers never ask which provider they hold.
@@ -12,8 +13,9 @@ import base64
 import binascii
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import IPv4Network
 from typing import Protocol
 
 from remote.changes import Changed
@@ -56,14 +58,26 @@ class AccessChange:
 
 
 @dataclass(frozen=True)
+class AccessCheck:
+    """Whether the box's firewall lets a network reach a port, and what to do if not."""
+
+    allowed: bool
+    summary: str
+    follow_up: str | None = None
+
+
+@dataclass(frozen=True)
 class Database:
-    """A PostgreSQL database the box's MLflow can use; the password stays out of repr()."""
+    """Where a PostgreSQL database for the box's MLflow is, and which secret holds its
+    master user's name and password. Nothing here is secret: the box reads the secret
+    itself, with its own AWS identity, every time MLflow starts."""
 
     host: str
     port: int
     dbname: str
-    user: str
-    password: str = field(repr=False)
+    instance: str  # the RDS instance identifier, for the commands that fix it
+    secret_arn: str
+    region: str
 
 
 def sha256_fingerprint(key_base64: str) -> str:
@@ -148,12 +162,20 @@ class Provider(Protocol):
         the box's SSH port. ConfigError where the box has no firewall of its own."""
         ...
 
+    def front_door_access(self, cidr: IPv4Network) -> AccessCheck:
+        """Whether the box's firewall lets `cidr` reach the TLS front door's port
+        (contract.FRONT_DOOR_PORT), and the command that opens it if not. Reads only:
+        the firewall is the stack's (httpsAllowedCidrs), never changed from here."""
+        ...
+
     def artifact_bucket(self) -> str | None:
         """The object-store bucket made for MLflow's artifacts, None if the box has none."""
         ...
 
     def database(self) -> Database:
-        """The stack's PostgreSQL database for MLflow, with its current password.
+        """The stack's PostgreSQL database for MLflow: where it is and its secret's ARN.
+
+        Never the password: this machine does not read the secret (the box does).
 
         DatabaseNotConfigured where the box has none; other DatabaseErrors if it is not
         usable yet.

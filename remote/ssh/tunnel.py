@@ -6,6 +6,8 @@ import contextlib
 import urllib.request
 from collections.abc import Iterator
 
+from invoke.exceptions import ThreadException
+
 from remote.errors import TunnelError
 from remote.system.run import Connection
 from remote.waiting import wait_for
@@ -36,7 +38,10 @@ def tunnel(
         )
         yield url
     finally:
-        forward.__exit__(None, None, None)
+        # A connection the box refused (nothing listens there yet) ends its forwarding
+        # thread with an error, which closing re-raises: the wait above already said it.
+        with contextlib.suppress(ThreadException):
+            forward.__exit__(None, None, None)
 
 
 def _answers(url: str) -> bool | None:

@@ -65,6 +65,17 @@ def ensure_agent(conn: Connection) -> Changed:
     return changed
 
 
+def unit_command(command: str, *args: str, python: str) -> str:
+    """A unit's Exec line for `mlops_agent <command> <args>` from this version's bundle.
+
+    The unit names the bundle by its hash, so it runs exactly the code it was written
+    with; `ensure_agent` must have put that bundle on the box before the unit starts.
+    """
+    path, _ = bundle()
+    argv = ["/usr/bin/env", f"PYTHONPATH={path}", python, "-m", PACKAGE, command, *args]
+    return shlex.join(argv)
+
+
 def run_agent(
     conn: Connection,
     command: str,

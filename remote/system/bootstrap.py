@@ -7,6 +7,7 @@ Three things, each probed first and changed only when needed:
   - a swap file, because a small instance without swap loses sshd to the OOM killer
     when a training run or `pip install` takes all the memory.
 Nothing else: no upgrades of installed packages, no users, no services.
+`ensure_packages` installs what a later step needs (nginx, say) the same way.
 Works on Debian bookworm (the local box) and Ubuntu 24.04 (the AWS box).
 """
 
@@ -73,7 +74,8 @@ def parse_facts(text: str) -> BoxFacts:
         raise BootstrapError(f"The box answered the probe oddly ({exc}): {text!r}") from None
 
 
-def probe_script(packages: tuple[str, ...] = BASE_PACKAGES) -> str:
+def packages_probe(packages: tuple[str, ...]) -> str:
+    """A script printing `missing=<names not installed>` and `index_fresh=yes|no`."""
     quoted = " ".join(shlex.quote(p) for p in packages)
     return (
         "missing=''; "
@@ -84,6 +86,11 @@ def probe_script(packages: tuple[str, ...] = BASE_PACKAGES) -> str:
         "if [ -n \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' "
         f'-mmin -{APT_INDEX_MAX_AGE_MIN} 2>/dev/null | head -n 1)" ]; '
         "then echo index_fresh=yes; else echo index_fresh=no; fi; "
+    )
+
+
+def probe_script(packages: tuple[str, ...] = BASE_PACKAGES) -> str:
+    return packages_probe(packages) + (
         # Exit status 1 with "none" on a VM: only the text matters.
         'c=$(systemd-detect-virt --container 2>/dev/null); [ "$c" = none ] && c=; '
         'echo "container=$c"; '
@@ -146,12 +153,56 @@ def _ensure_swap(conn: Connection, facts: BoxFacts, say: Callable[[str], None]) 
     return Changed([SWAP_FILE])
 
 
-def _apt(conn: Connection, args: str, what: str) -> None:
+def ensure_packages(
+    conn: Connection,
+    packages: tuple[str, ...],
+    *,
+    say: Callable[[str], None],
+    masked_units: tuple[str, ...] = (),
+    error: type[MlopsBoxError] = BootstrapError,
+) -> Changed:
+    """Install those of `packages` the box lacks (refreshing a stale package index first).
+
+    `masked_units` are masked before the install and left masked: a package whose
+    maintainer script starts its service at once (nginx, with a default site on
+    0.0.0.0:80) finds it masked and skips the start. The caller unmasks each unit once
+    its own configuration is in place, and treats a masked unit as not yet set up.
+    """
+    result = check(conn, packages_probe(packages))
+    values = key_values(result.stdout)
+    if not result.ok or "index_fresh" not in values:
+        raise error(f"Cannot inspect the box's packages ({tail(result)}).")
+    missing = tuple(values["missing"].split())
+    if not missing:
+        return Changed()
+    if values["index_fresh"] != "yes":
+        _apt(conn, "update", "refresh the package index", error)
+    names = " ".join(missing)
+    mask = "".join(f"systemctl mask {shlex.quote(u)} >/dev/null 2>&1 && " for u in masked_units)
+    install = (
+        f"{mask}env DEBIAN_FRONTEND=noninteractive apt-get -q "
+        f"-o DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_S} install -y --no-install-recommends {names}"
+    )
+    run(
+        conn,
+        sudo(sh(install)),
+        what=f"install {names}",
+        timeout_s=APT_TIMEOUT_S,
+        error=error,
+        hint="Check its network and apt sources, then run the command again.",
+    )
+    say(f"Installed {names}")
+    return Changed([names])
+
+
+def _apt(
+    conn: Connection, args: str, what: str, error: type[MlopsBoxError] = BootstrapError
+) -> None:
     run(
         conn,
         f"{APT} {args}",
         what=what,
         timeout_s=APT_TIMEOUT_S,
-        error=BootstrapError,
+        error=error,
         hint="Check its network and apt sources, then run `fab box.bootstrap` again.",
     )

@@ -1,33 +1,41 @@
 """nginx on the box: installed once with nothing public, and one safe way to change a site.
 
-`ensure_nginx` installs the package without letting it start on its default site (which
-listens on 0.0.0.0:80), removes that site and enables the service. `ensure_site` puts one
-server file in /etc/nginx/conf.d/<name>.conf only when it differs, through the agent's
-`nginx-site`: under the one nginx lock the router's deploys also take, it writes the
-file, runs `nginx -t`, reloads and waits for nginx to run it; a config nginx refuses or
-cannot load puts the old file back and raises with nginx's own message.
+nginx serves everything that faces a client (the router on 127.0.0.1:8000, the TLS front
+door): each piece is one file under /etc/nginx/conf.d/ that its owner renders and hands to
+`ensure_site`, with the files it includes (the front door's token). Only when one of them
+differs (or nginx is down), the agent's `nginx-site` takes over on the box: under the one
+nginx lock the router's deploys also take, it writes the files, runs `nginx -t`, reloads
+(graceful: no connection is dropped) and waits for nginx to run the new config. A config
+nginx refuses, or a reload it cannot apply (a port another process holds: `nginx -t`
+does not bind), puts every old file back and raises with nginx's own message.
+
+`ensure_nginx` installs the package with nginx.service masked, so it never starts on its
+default site (a welcome page on 0.0.0.0:80 and [::]:80), removes that site, then enables
+and starts nginx: nothing listens until a caller adds a site.
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
 from remote.system import files
 from remote.system.agent import run_agent
-from remote.system.bootstrap import APT, APT_TIMEOUT_S
+from remote.system.bootstrap import ensure_packages
 from remote.system.files import RemoteFile
-from remote.system.run import Connection, check, key_values, run, sh, sudo
+from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
 
-PACKAGE = "nginx"
+UNIT = "nginx.service"
+PACKAGES = ("nginx",)
 SITES_DIR = "/etc/nginx/conf.d"
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
-# Debian's way to keep a package's service from starting during its installation.
-POLICY_RC = "/usr/sbin/policy-rc.d"
+# Where the new files wait (root-only) for the agent to put them in place.
 STAGING_DIR = "/etc/nginx/mlops-box-staged"
+SITE_MODE = 0o644
+_SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 class NginxError(MlopsBoxError):
@@ -35,80 +43,99 @@ class NginxError(MlopsBoxError):
 
 
 def site_path(name: str) -> str:
+    """Where the site `name` lives: /etc/nginx/conf.d/<name>.conf."""
+    if not _SITE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a site name (lowercase letters, digits, '-')")
     return f"{SITES_DIR}/{name}.conf"
 
 
-def _probe(conn: Connection) -> dict[str, str]:
-    script = (
-        f"dpkg-query -W -f='${{Status}}' {PACKAGE} 2>/dev/null | grep -q 'install ok installed' "
-        "&& echo installed=yes || echo installed=no; "
-        f"[ -e {DEFAULT_SITE} ] && echo default=yes || echo default=no; "
-        f'echo "enabled=$(systemctl is-enabled nginx 2>/dev/null)"'
-    )
-    return key_values(check(conn, script).stdout)
-
-
 def ensure_nginx(conn: Connection, *, say: Callable[[str], None] = print) -> Changed:
-    """nginx installed and enabled at boot, its default public site gone; idempotent."""
-    facts = _probe(conn)
-    changed = Changed()
-    if facts.get("installed") != "yes":
-        say(f"Installing {PACKAGE} (it will listen on 127.0.0.1 only)")
-        # policy-rc.d answers 101 ("not allowed") while apt runs, so nginx never starts
-        # on its default site; it is removed again whatever happens.
-        script = (
-            f"set -e; printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC}; chmod 755 {POLICY_RC}; "
-            f"trap 'rm -f {POLICY_RC}' EXIT; "
-            f"{APT.removeprefix('sudo -n ')} update; "
-            f"{APT.removeprefix('sudo -n ')} install -y --no-install-recommends {PACKAGE}"
-        )
-        run(
-            conn,
-            sudo(sh(script)),
-            what=f"install {PACKAGE}",
-            timeout_s=APT_TIMEOUT_S,
-            error=NginxError,
-            hint="Check the box's network and apt sources, then run the deploy again.",
-        )
-        changed.add(PACKAGE)
-    if facts.get("default") == "yes" or PACKAGE in changed.changes:
-        run(
-            conn,
-            sudo(f"rm -f {DEFAULT_SITE}"),
-            what="remove nginx's default site",
-            error=NginxError,
-        )
-        check(conn, sudo("systemctl try-reload-or-restart nginx"))
-        changed.add("nginx default site removed")
-    if facts.get("enabled") != "enabled":
-        run(conn, sudo("systemctl enable --quiet nginx"), what="enable nginx", error=NginxError)
+    """Install nginx if needed, without its default site, enabled and running."""
+    changed = ensure_packages(conn, PACKAGES, say=say, masked_units=(UNIT,), error=NginxError)
+    probe = check(
+        conn,
+        sh(
+            f"if [ -e {DEFAULT_SITE} ]; then echo default=yes; else echo default=no; fi; "
+            f'echo "enabled=$(systemctl is-enabled {UNIT} 2>/dev/null)"; '
+            f'echo "active=$(systemctl is-active {UNIT} 2>/dev/null)"'
+        ),
+    )
+    facts = key_values(probe.stdout)
+    if "active" not in facts:
+        raise NginxError(f"Cannot inspect nginx on the box ({tail(probe)}).")
+    steps = []
+    if facts["default"] == "yes":
+        steps.append(f"rm -f {DEFAULT_SITE}")
+        changed.add("removed nginx's default site")
+    if facts["enabled"] == "masked":  # masked by the install, or by one that was cut short
+        steps.append(f"systemctl unmask {UNIT}")
+    if facts["enabled"] != "enabled":
+        steps.append(f"systemctl enable {UNIT}")
         changed.add("nginx enabled at boot")
+    if facts["active"] != "active":
+        steps.append(f"systemctl start {UNIT}")
+        changed.add("nginx started")
+    elif facts["default"] == "yes":
+        steps.append(f"systemctl reload {UNIT}")
+    if steps:
+        run(conn, sudo(sh(" && ".join(steps))), what="set up nginx", error=NginxError)
     return changed
 
 
-def ensure_site(conn: Connection, name: str, content: str) -> Changed:
-    """Make /etc/nginx/conf.d/<name>.conf hold `content` and nginx run it (see module doc)."""
-    if files.probe(conn, [site_path(name)])[site_path(name)] == files.FileState(
-        hashlib.sha256(content.encode()).hexdigest(), 0o644, "root", "root"
-    ) and _running(conn):
+def ensure_site(
+    conn: Connection,
+    name: str,
+    content: str,
+    *,
+    companions: Sequence[RemoteFile] = (),
+    error: type[MlopsBoxError] = NginxError,
+) -> Changed:
+    """Make /etc/nginx/conf.d/<name>.conf (and the files it includes) as given, checked
+    and loaded (nginx installed by `ensure_nginx`). Returns what changed; nothing when
+    all files already match and nginx runs.
+
+    When nginx refuses the change (`nginx -t`, or the reload itself), every previous file
+    is put back (new ones removed) and `error` is raised with nginx's own message: nginx
+    keeps serving what it served before.
+    """
+    wanted = [RemoteFile(site_path(name), content.encode(), SITE_MODE), *companions]
+    found = files.probe(conn, [f.path for f in wanted])
+    if all(f.matches(found[f.path]) for f in wanted) and _running(conn):
         return Changed()
-    staged = f"{STAGING_DIR}/{name}.conf"
-    check(conn, sudo(f"install -d -m 700 {STAGING_DIR}"))
-    files.write(conn, RemoteFile(staged, content.encode(), 0o600))
+    run(conn, sudo(f"install -d -m 700 {STAGING_DIR}"), what="stage nginx files", error=error)
+    staged = [f"{STAGING_DIR}/{name}.{i}" for i in range(len(wanted))]
+    args = [name, staged[0]]
+    for item, source in zip(companions, staged[1:], strict=True):
+        args += ["--file", item.path, source, f"{item.mode:o}"]
     try:
-        answer = run_agent(conn, "nginx-site", name, staged, error=NginxError)
+        for item, source in zip(wanted, staged, strict=True):
+            files.write(conn, RemoteFile(source, item.content, 0o600))
+        answer = run_agent(conn, "nginx-site", *args, error=error)
     finally:
-        check(conn, sudo(f"rm -f {shlex.quote(staged)}"))
-    return Changed([site_path(name)]) if answer.get("changed") else Changed()
+        check(conn, sudo("rm -f " + " ".join(shlex.quote(p) for p in staged)))
+    return Changed([str(path) for path in answer["changed"]])
 
 
-def remove_site(conn: Connection, name: str) -> Changed:
-    """Remove the site (nginx reloaded without it); nothing if it is not there."""
-    if files.probe(conn, [site_path(name)])[site_path(name)] is None:
+def remove_site(
+    conn: Connection,
+    name: str,
+    *,
+    companions: Sequence[str] = (),
+    error: type[MlopsBoxError] = NginxError,
+) -> Changed:
+    """Remove the site `name` (and files only it used) and reload; nothing if all absent."""
+    paths = [site_path(name), *companions]
+    if all(state is None for state in files.probe(conn, paths).values()):
         return Changed()
-    run_agent(conn, "nginx-site", name, error=NginxError)
-    return Changed([f"{site_path(name)} removed"])
+    args = [name, *(arg for path in companions for arg in ("--drop", path))]
+    return Changed([str(p) for p in run_agent(conn, "nginx-site", *args, error=error)["changed"]])
+
+
+def reload(conn: Connection, *, error: type[MlopsBoxError] = NginxError) -> None:
+    """Load the configuration on disk again (a file it reads changed, e.g. a certificate):
+    checked, under the nginx lock, and confirmed; `error` with nginx's reason if refused."""
+    run_agent(conn, "nginx-reload", error=error)
 
 
 def _running(conn: Connection) -> bool:
-    return bool(check(conn, "systemctl is-active --quiet nginx").ok)
+    return bool(check(conn, f"systemctl is-active --quiet {UNIT}").ok)

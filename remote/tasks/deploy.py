@@ -1,11 +1,15 @@
-"""`fab deploy.*`: models served on the box behind the nginx router, blue-green, rollback."""
+"""`fab deploy.*`: models served on the box behind the nginx router: blue-green, canary,
+shadow (and its report), promote and abort of what runs, rollback, and the TLS front
+door that exposes them."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import getpass
 import socket
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +18,22 @@ from invoke import Collection
 from remote import contract
 from remote.deploy import apply, shadow
 from remote.deploy import status as deploy_status
+from remote.deploy.expose import close_front_door, open_front_door
+from remote.deploy.front_door import PORT, parse_cidr
 from remote.deploy.plan import (
     DEFAULT_BAKE_S,
     DEFAULT_MAX_ERROR_RATE,
+    DEFAULT_MIN_REQUESTS,
+    DEFAULT_STEPS,
     DEFAULT_TERMINATION_WAIT_S,
     BlueGreenPlan,
+    CanaryPlan,
     RollbackPlan,
+    check_rate,
+    check_seconds,
+    parse_steps,
 )
-from remote.errors import DeployError
+from remote.errors import ConfigError
 from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
 
 
@@ -55,6 +67,83 @@ def blue_green(
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
         entry = apply.blue_green(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
+@task(
+    help={
+        "model": "The model to roll out (a URI as for deploy.blue-green).",
+        "steps": "The candidate's share at each step, in percent, growing to 100 "
+        f"(default {','.join(map(str, DEFAULT_STEPS))}).",
+        "bake": f"Seconds each step is watched before it is judged (default {DEFAULT_BAKE_S:.0f}).",
+        "max_error_rate": "Share of the candidate's requests answered 4xx or 5xx that "
+        f"fails a step (default {DEFAULT_MAX_ERROR_RATE}).",
+        "max_p99_ms": "p99 latency of the candidate's requests that fails a step "
+        "(default: not judged).",
+        "min_requests": "Requests a step needs to be judged; fewer wait, up to --max-duration "
+        f"(default {DEFAULT_MIN_REQUESTS}).",
+        "max_duration": "Seconds the whole canary may take before it rolls back "
+        "(default: three times the bakes).",
+        "termination_wait": "Seconds the old slot stays warm once the candidate is live "
+        f"(default {DEFAULT_TERMINATION_WAIT_S:.0f}).",
+    },
+)
+@user_errors
+def canary(
+    c: Any,
+    model: str = "",
+    steps: str = ",".join(map(str, DEFAULT_STEPS)),
+    bake: float = DEFAULT_BAKE_S,
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+    max_p99_ms: float = 0.0,
+    min_requests: int = DEFAULT_MIN_REQUESTS,
+    max_duration: float = 0.0,
+    termination_wait: float = DEFAULT_TERMINATION_WAIT_S,
+) -> None:
+    """Roll a model out step by step beside the live one, judged at each step; rolls back."""
+    plan = CanaryPlan(
+        model,
+        parse_steps(steps),
+        bake,
+        max_error_rate,
+        max_p99_ms,
+        min_requests,
+        max_duration,
+        termination_wait,
+    )
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = apply.canary(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
+@task(
+    help={
+        "bake": "After a shadow: seconds the blue-green deploy of its model is watched "
+        f"(default {DEFAULT_BAKE_S:.0f})."
+    }
+)
+@user_errors
+def promote(c: Any, bake: str = str(DEFAULT_BAKE_S)) -> None:
+    """Make what runs live now: a canary's candidate (all the traffic), or a shadow's
+    model (a blue-green deploy, then the shadow ends)."""
+    bake_s = check_seconds("bake", bake)
+    _on_the_running_deploy(c, functools.partial(apply.promote, bake_s=bake_s))
+
+
+@task
+@user_errors
+def abort(c: Any) -> None:
+    """End what runs: a canary (all traffic back to the live slot, then the candidate
+    stops) or a shadow (the mirror off, then the shadow slot stops)."""
+    _on_the_running_deploy(c, apply.abort)
+
+
+def _on_the_running_deploy(c: Any, act: Callable[..., dict[str, Any]]) -> None:
+    """Ask the running deploy to promote or abort, follow it, say how it ended."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = act(conn, by=_by(), say=say)
     say(deploy_status.outcome_sentence(entry))
 
 
@@ -131,6 +220,36 @@ def stop(c: Any) -> None:
 
 
 @task(
+    help={
+        "cidr": "The network allowed in, e.g. 203.0.113.7/32 (on AWS the security group "
+        "must admit it too: httpsAllowedCidrs).",
+        "off": "Close the front door: nothing listens on the box's public addresses again.",
+    }
+)
+@user_errors
+def expose(c: Any, cidr: str = "", off: bool = False) -> None:
+    """Serve the models and MLflow on 443 with TLS and a bearer token, to CIDR only."""
+    if off == bool(cidr):
+        raise ConfigError(
+            "Give --cidr NETWORK (e.g. 203.0.113.7/32) to open the front door, or --off to "
+            "close it."
+        )
+    network = parse_cidr(cidr) if cidr else None
+    settings, provider = box_of(c)
+    if network is None:  # --off
+        with box_connection(settings, provider) as conn:
+            changed = close_front_door(conn)
+        done = f"removed {changed}" if changed else "it was closed"
+        say(f"Front door of {settings.name} closed ({done}): nothing listens on port {PORT}.")
+        return
+    with box_connection(settings, provider) as conn:
+        exposure = open_front_door(conn, settings, provider, network, say=say)
+    say(f"Changed: {exposure.changed}" if exposure.changed else "Nothing changed.")
+    for line in exposure.describe():
+        say(line)
+
+
+@task(
     name="shadow",
     help={
         "model": "The model to shadow: a model URI as for deploy.blue-green.",
@@ -168,7 +287,7 @@ def shadow_report(
     open_: bool = False,
 ) -> None:
     """Report the running (or last) shadow against the live model; logged to MLflow."""
-    checked = shadow.check_tolerance(tolerance)
+    checked = check_rate("tolerance", tolerance)
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
         made = shadow.report(conn, Path(out).expanduser().absolute(), checked, say=say)
@@ -177,43 +296,18 @@ def shadow_report(
         webbrowser.open(made.html.as_uri())
 
 
-@task(help={"bake": f"After a shadow: the blue-green's bake (default {DEFAULT_BAKE_S:.0f})."})
-@user_errors
-def promote(c: Any, bake: str = str(DEFAULT_BAKE_S)) -> None:
-    """Make the running shadow's model live (a blue-green deploy), then end the shadow."""
-    bake_s = shadow.check_bake(bake)
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        if not shadow.running(conn):
-            raise DeployError(f"Nothing to promote. {shadow.NO_SHADOW}")
-        shadow.promote(conn, by=_by(), say=say, bake_s=bake_s)
-
-
-@task
-@user_errors
-def abort(c: Any) -> None:
-    """End the running shadow: the mirror off (one reload), then the shadow slot stopped."""
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        if not shadow.running(conn):
-            raise DeployError(f"Nothing to abort. {shadow.NO_SHADOW}")
-        answer = shadow.end(conn, by=_by(), reason="aborted")
-    say(
-        f"Shadow of {answer['model']} ended: mirror off, slot shadow stopped "
-        f"(revision {answer['revision']})"
-    )
-
-
 deploy = Collection(
     "deploy",
     blue_green,
+    canary,
+    shadow_,
+    promote,
+    abort,
+    shadow_report,
     rollback,
     status,
     history,
     tunnel,
     stop,
-    shadow_,
-    shadow_report,
-    promote,
-    abort,
+    expose,
 )

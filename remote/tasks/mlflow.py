@@ -7,9 +7,12 @@ from typing import Any
 
 from invoke import Collection
 
+from remote.deploy.expose import current_cidr, open_front_door
+from remote.deploy.front_door import parse_cidr
+from remote.errors import ConfigError
 from remote.mlflow.backup import backup as backup_db
-from remote.mlflow.install import admin_password_path, install_on_box
-from remote.mlflow.spec import DEFAULT_PORT, controller_version, parse_allowed_hosts
+from remote.mlflow.install import install_on_box
+from remote.mlflow.spec import DEFAULT_PORT, controller_version
 from remote.mlflow.status import status as read_status
 from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
 
@@ -19,46 +22,36 @@ from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task,
         "backend": "sqlite (a database on the box, the default) or rds (the stack's RDS).",
         "version": f"MLflow version for the box (default: this machine's, "
         f"{controller_version() or 'none found'}).",
-        "public": "Listen on all addresses, behind MLflow's basic auth (off by default). "
-        "Plain HTTP for now: the basic-auth user and password travel UNENCRYPTED, so "
-        "use it only on a network you trust; `fab mlflow.ui` tunnels over SSH instead.",
-        "allowed_hosts": "With --public: comma-separated host names clients use, no "
-        "wildcards (default: the box's current address).",
+        "public": "Also serve MLflow at https://<box>/mlflow through the TLS front door "
+        "(bearer token; see deploy.expose), opening it if needed. Off by default.",
+        "cidr": "With --public: the network the front door admits (default: the one it "
+        "admits now; needed when it is closed).",
     }
 )
 @user_errors
 def install(
-    c: Any,
-    backend: str = "sqlite",
-    version: str = "",
-    public: bool = False,
-    allowed_hosts: str = "",
+    c: Any, backend: str = "sqlite", version: str = "", public: bool = False, cidr: str = ""
 ) -> None:
     """Install MLflow on the box as a service on 127.0.0.1:5000 (idempotent)."""
-    hosts = parse_allowed_hosts(allowed_hosts)
+    if cidr and not public:
+        raise ConfigError("--cidr goes with --public (the network the front door admits).")
+    network = parse_cidr(cidr) if cidr else None
     settings, provider = box_of(c)
-    address = provider.address()
     with box_connection(settings, provider) as conn:
-        changed = install_on_box(
-            conn,
-            settings,
-            provider,
-            address,
-            backend=backend,
-            version=version,
-            public=public,
-            allowed_hosts=hosts,
-            say=say,
-        )
+        if public and network is None:
+            network = current_cidr(conn)
+            if network is None:
+                raise ConfigError(
+                    "--public serves MLflow through the TLS front door, which is closed: "
+                    "add --cidr NETWORK (e.g. 203.0.113.7/32) to open it for that network."
+                )
+        changed = install_on_box(conn, provider, backend=backend, version=version, say=say)
+        exposure = open_front_door(conn, settings, provider, network, say=say) if network else None
     if changed:
         say(f"MLflow on {settings.name} changed: {changed}")
-    if public:
-        say(
-            f"MLflow listens on {address}:{DEFAULT_PORT} behind basic auth (user admin, "
-            f"password in {admin_password_path(settings)}), over plain HTTP: the password "
-            f"travels unencrypted. Open TCP {DEFAULT_PORT} to your address only, in the "
-            "box's security group (the one sshAllowedCidrs controls)."
-        )
+    if exposure is not None:
+        for line in exposure.describe():
+            say(line)
     say("Open the UI: `fab mlflow.ui`, then http://127.0.0.1:5000")
 
 

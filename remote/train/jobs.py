@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remote.agent.envfile import env_file_line
 from remote.agent.train_records import JOB_ID, KIND_UNKNOWN_JOB
 from remote.agent.train_start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError
-from remote.mlflow.spec import env_file_line
 from remote.mlflow.status import read_state
 from remote.system.agent import run_agent
 from remote.system.run import Connection

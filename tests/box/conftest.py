@@ -92,6 +92,7 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> BoxSettings:
         "name": f"mlbt-{secrets.token_hex(3)}",
         "key": str(key),
         "ssh_dir": str(base / "ssh"),
+        "secrets_dir": str(base / "secrets"),
         "local": local,
     }
     settings = load_settings(box, project_dir=REPO_ROOT)

@@ -57,6 +57,7 @@ class Load:
 
     def run(self) -> list[Result]:
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()  # to place the results beside the box's own timestamps
         workers = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.threads)]
         for worker in workers:
             worker.start()
@@ -177,7 +178,13 @@ def main() -> None:
     # Written whole, then renamed: a reader never sees half of it.
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(
-        json.dumps({"summary": summary(results), "results": [asdict(r) for r in results]})
+        json.dumps(
+            {
+                "summary": summary(results),
+                "results": [asdict(r) for r in results],
+                "t0_wall": load.t0_wall,
+            }
+        )
     )
     tmp.rename(args.out)
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +81,7 @@ class MlflowBox:
             "FABRIC_BOX_NAME": s.name,
             "FABRIC_BOX_KEY": str(s.key),
             "FABRIC_BOX_SSH_DIR": str(s.ssh_dir),
+            "FABRIC_BOX_SECRETS_DIR": str(s.secrets_dir),
             "FABRIC_BOX_LOCAL_ROOT": str(s.local.root),
             "FABRIC_BOX_LOCAL_SUBNET": str(s.local.subnet),
             "FABRIC_BOX_LOCAL_CACHE": str(s.local.cache),
@@ -104,3 +109,67 @@ def log_a_run() -> str:
         mlflow.log_metric("rmse", 0.25)
         mlflow.log_text("hello from the controller", "notes/hello.txt")
     return str(run.info.run_id)
+
+
+def staged_pattern(box: MlflowBox, lines: list[str], path: str) -> None:
+    """`lines` into a root-only file on the box, over SFTP: never in argv."""
+    staged = box.sh("mktemp").strip()
+    box.conn.put(io.BytesIO("\n".join(lines).encode()), staged)
+    box.sh(f"sudo install -m 0600 -o root {staged} {path} && rm -f {staged}")
+
+
+def files_holding(box: MlflowBox, secrets: list[str]) -> list[str]:
+    """`mode owner path` of every file on the box that holds any of `secrets`.
+
+    They go to the box in a root-only pattern file over SFTP, never in argv.
+    """
+    pattern = "/root/.mlops-box-test-pattern"
+    staged_pattern(box, secrets, pattern)
+    try:
+        found = box.conn.run(
+            f"sudo grep -rlsF -f {pattern} /etc /opt /var /home /tmp /run /root"
+            f" | grep -vx {pattern} | sudo xargs -r stat -c '%a %U %n'",
+            hide=True,
+            warn=True,
+        ).stdout
+    finally:
+        box.sh(f"sudo rm -f {pattern}")
+    return found.split("\n")[:-1]
+
+
+def public_listeners(conn: Any) -> list[str]:
+    """The box's TCP listeners on other than a loopback address, sshd's port 22 aside."""
+    listening = conn.run("sudo ss -Hltn", hide=True).stdout.splitlines()
+    found = []
+    for line in listening:
+        local = line.split()[3]
+        address, port = local.rsplit(":", 1)
+        loopback = address.startswith("127.") or address in ("[::1]", "::1")
+        if not loopback and port != "22":
+            found.append(local)
+    return found
+
+
+def https_get(url: str, ca: Path, token: str | None = None) -> tuple[int, dict[str, str], str]:
+    """GET `url` trusting only the CA in `ca`: (status, headers, body)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=30, context=context)
+    except urllib.error.HTTPError as error:
+        response = error
+    with response:
+        return response.status, dict(response.headers), response.read().decode()
+
+
+def served_certificate(host: str, port: int, ca: Path) -> bytes:
+    """The certificate (DER) the server at host:port sends, verified against `ca` for `host`."""
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((host, port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der

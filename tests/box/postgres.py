@@ -1,32 +1,32 @@
 """A real PostgreSQL server on this machine that the local box reaches as its "RDS".
 
-Import the fixtures into a box test module (they are not in conftest.py on purpose, so
-only the tests that need PostgreSQL pay for it):
+Import the fixture into a box test module (it is not in conftest.py on purpose, so only
+the tests that need PostgreSQL pay for it):
 
-    from tests.box.postgres import host_postgres, rds_store  # noqa: F401
+    host_postgres = postgres.host_postgres
 
 host_postgres  (session) a private cluster (initdb as the `postgres` OS user in a fresh
                /tmp dir), database `mlflow` owned by role `mlflow` whose password is
                generated and full of characters that need quoting; stopped and deleted
-               at the end of the session
-rds_store      the PostgresStore that the provider's database() gives for the running test box
-               when moto holds its tagged instance, RDS instance and master secret (with
-               the real password), with host and port pointed at the real server
+               at the end of the session. `HostPostgres.uri(host)` is the store URI the
+               box uses (tests/box/test_mlflow_rds.py has the box build it from a
+               secret, as on AWS).
 
 Where it listens, and why: the box reaches this machine at the host side of its veth,
 whose /30 is fresh at every box start, and a running server cannot bind an address that
 does not exist yet. So the server listens on all addresses (listen_addresses='*') on a
 random high port, and pg_hba.conf lets in only password (scram-sha-256) logins from the
 box test subnet and from 127.0.0.1; everything else is rejected. `host_address(settings)`
-gives the address the box must use now. An iptables INPUT rule (tagged, removed at the
-end) lets the box subnet through to that port on hosts whose INPUT chain drops by default.
+gives the address the box must use now. `open_to_boxes(port)` (an iptables INPUT rule,
+tagged, removed at the end) lets the box subnet through to that port on hosts whose
+INPUT chain drops by default.
 
 Debian packages needed: postgresql (postgresql-15 on bookworm) on the host.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
 import pwd
 import secrets
@@ -39,19 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
-from remote.mlflow.store import PostgresStore
-from remote.providers.aws.stack import find_database
+from remote.agent.db import postgres_uri
 from remote.providers.local import netns
 from remote.settings import BoxSettings
-from tests.box.conftest import TEST_SUBNET, RunningBox
-from tests.remote.moto_rds import seed_rds_box
+from tests.box.conftest import TEST_SUBNET
 
 PG_OS_USER = "postgres"
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
-MOTO_REGION = "eu-west-1"
 START_TIMEOUT_S = 60
 IPTABLES = ("iptables", "-w", "10")
 
@@ -67,9 +63,18 @@ class HostPostgres:
     socket_dir: Path
     bindir: Path
 
-    def store(self, host: str) -> PostgresStore:
-        """The store as the box sees it at `host` (see host_address)."""
-        return PostgresStore(host, self.port, self.dbname, self.user, self.password)
+    def uri(
+        self, host: str, *, password: str | None = None, port: int | None = None, dbname: str = ""
+    ) -> str:
+        """The store URI as the box sees the server at `host` (see host_address); a test
+        may change its password, port or database name."""
+        return postgres_uri(
+            self.user, password or self.password, host, port or self.port, dbname or self.dbname
+        )
+
+    def set_password(self, password: str) -> None:
+        """What a rotation does on the database's side (the SQL goes in on stdin)."""
+        self.psql(f"ALTER ROLE {self.user} PASSWORD {_sql_literal(password)};")
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         """Run `sql` as the superuser over the private unix socket; SQL goes in on stdin."""
@@ -139,8 +144,18 @@ def _sql_literal(text: str) -> str:
 
 
 def _input_rule(port: int) -> list[str]:
-    comment = ["-m", "comment", "--comment", f"mlops-box-test:postgres:{port}"]
+    comment = ["-m", "comment", "--comment", f"mlops-box-test:host-port:{port}"]
     return ["INPUT", "-s", TEST_SUBNET, "-p", "tcp", "--dport", str(port), *comment, "-j", "ACCEPT"]
+
+
+@contextlib.contextmanager
+def open_to_boxes(port: int) -> Iterator[None]:
+    """Let the test boxes reach this machine's TCP `port` (hosts whose INPUT drops)."""
+    subprocess.run([*IPTABLES, "-I", *_input_rule(port)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*IPTABLES, "-D", *_input_rule(port)], check=False)
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +171,7 @@ def host_postgres() -> Iterator[HostPostgres]:
     os.chown(base, owner.pw_uid, owner.pw_gid)
     data, port = base / "data", _free_port()
     server = HostPostgres(port, DB_NAME, DB_USER, nasty_password(), base, bindir)
-    started = rule_added = False
+    started = False
     try:
         _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
                       "--no-locale", "--auth-local=peer", "--auth-host=scram-sha-256"])  # fmt: skip
@@ -180,43 +195,9 @@ def host_postgres() -> Iterator[HostPostgres]:
             f"CREATE ROLE {DB_USER} LOGIN PASSWORD {_sql_literal(server.password)};\n"
             f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n"
         )
-        subprocess.run([*IPTABLES, "-I", *_input_rule(port)], check=True)
-        rule_added = True
-        yield server
+        with open_to_boxes(port):
+            yield server
     finally:
-        if rule_added:
-            subprocess.run([*IPTABLES, "-D", *_input_rule(port)], check=False)
         if started:
             _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(base)
-
-
-@pytest.fixture
-def rds_store(
-    host_postgres: HostPostgres,
-    running_box: RunningBox,
-    local_settings: BoxSettings,
-    monkeypatch: pytest.MonkeyPatch,
-) -> PostgresStore:
-    """What the provider's database() gives for the test box, pointed at the host PostgreSQL.
-
-    moto plays AWS: the box's instance tagged for the rds backend, its RDS instance, and
-    the master secret holding the real server's user and password. moto's RDS endpoint is
-    a made-up hostname that no server answers, so only host and port are replaced, with
-    the address the box sees this machine at and the server's port.
-    """
-    for name in list(os.environ):
-        if name.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE")):
-            monkeypatch.delenv(name)
-    aws_settings = dataclasses.replace(local_settings, provider="aws", region=MOTO_REGION)
-    with mock_aws():
-        seed_rds_box(
-            username=host_postgres.user,
-            password=host_postgres.password,
-            dbname=host_postgres.dbname,
-            name=aws_settings.name,
-            stack=aws_settings.stack,
-            region=MOTO_REGION,
-        )
-        store = PostgresStore.of(find_database(aws_settings))
-    return dataclasses.replace(store, host=host_address(local_settings), port=host_postgres.port)

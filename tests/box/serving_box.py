@@ -27,7 +27,7 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
 from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import MlflowBox
+from tests.box.mlflow_box import FAB, MlflowBox
 
 TAXI = REPO_ROOT / "examples" / "taxi"
 PICKY_MODEL = Path(__file__).with_name("models") / "picky_model.py"
@@ -55,6 +55,15 @@ TRIPS = {
 def trips(passengers: float = 1.0) -> bytes:
     data = [[*row[:-1], passengers] for row in TRIPS["data"]]
     return json.dumps({"dataframe_split": {**TRIPS, "data": data}}).encode()
+
+
+def open_box(settings: BoxSettings, provider: LocalProvider) -> MlflowBox:
+    """The test box started, bootstrapped and running MLflow (each step a no-op when done)."""
+    box = MlflowBox(settings, provider, "", None)
+    box.start()
+    bootstrap(box.conn)
+    install_on_box(box.conn, box.provider)
+    return box
 
 
 def train_and_register(
@@ -92,7 +101,7 @@ def register_picky(
     sleep_s: float = 0.0,
 ) -> str:
     """Log and register a picky model with the requirements of the model `like` (so they
-    share one environment on the box), plus `extra` ones; it answers after `sleep_s`."""
+    share one environment on the box), plus `extra` ones; it sleeps `sleep_s` a call."""
     import mlflow
     import pandas as pd
 
@@ -114,15 +123,6 @@ def register_picky(
                 pip_requirements=[*requirements, *extra],
             )
         return str(mlflow.register_model(info.model_uri, name).version)
-
-
-def mlflow_box(settings: BoxSettings, provider: LocalProvider) -> MlflowBox:
-    """The local box, started, bootstrapped and running MLflow: what serving needs first."""
-    box = MlflowBox(settings, provider, "", None)
-    box.start()
-    bootstrap(box.conn)
-    install_on_box(box.conn, settings, box.provider, box.address)
-    return box
 
 
 @dataclass
@@ -200,7 +200,8 @@ class ServingBox:
             self.sh(f"rm -f /tmp/{tag}.*")
 
 
-def champion(serving: ServingBox, name: str = "taxi-duration") -> str:
+def champion(serving: ServingBox, name: str) -> str:
+    """The version the registry alias `champion` of model `name` points at."""
     import mlflow
 
     with serving.box.tracking():
@@ -208,7 +209,52 @@ def champion(serving: ServingBox, name: str = "taxi-duration") -> str:
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused `fab` command printed (exit 1, no traceback)."""
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
     return lines[-1]
+
+
+def wait_for_step(
+    serving: ServingBox,
+    text: str,
+    timeout_s: float = 300,
+    command: subprocess.Popen[str] | None = None,
+) -> dict[str, Any]:
+    """The running transition, once its current step says `text`; an AssertionError at
+    once if `command` (the fab that started it) ended first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if command is not None and command.poll() is not None:
+            out, err = command.communicate()
+            raise AssertionError(f"{command.args} ended before {text!r}: {out}{err}")
+        transition = serving.state().get("transition") or {}
+        if text in str(transition.get("step", "")):
+            return transition
+        time.sleep(0.5)
+    raise AssertionError(f"no step with {text!r}: {serving.state().get('transition')}")
+
+
+def fab_in_background(serving: ServingBox, *args: str) -> subprocess.Popen[str]:
+    """The real `fab` CLI against the test box, running while the test goes on."""
+    return subprocess.Popen(
+        [FAB, "-r", str(REPO_ROOT), *args],
+        env=serving.box.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@contextlib.contextmanager
+def fab_running(serving: ServingBox, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`fab_in_background` for the block; killed at its end if it still runs."""
+    command = fab_in_background(serving, *args)
+    try:
+        yield command
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.communicate()

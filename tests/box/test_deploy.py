@@ -9,28 +9,30 @@ The tests run in order and build on each other's state, as a user's session does
 
 from __future__ import annotations
 
+import datetime
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from remote.monitor.idle import check_args
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
+from remote.system.agent import run_agent
 from remote.system.nginx import NginxError, ensure_site
-from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import FAB, free_port
+from tests.box.mlflow_box import free_port
 from tests.box.serving_box import (
     ServingBox,
     champion,
-    mlflow_box,
+    fab_in_background,
     one_line_error,
+    open_box,
     register_picky,
     train_and_register,
     trips,
+    wait_for_step,
 )
 
 pytestmark = pytest.mark.box
@@ -42,7 +44,7 @@ V1, V2 = "taxi-duration/1", "taxi-duration/2"
 def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[ServingBox]:
     import mlflow
 
-    box = mlflow_box(local_settings, local_box)
+    box = open_box(local_settings, local_box)
     assert train_and_register(box, "taxi-duration", model="ridge", seed=1) == "1"
     assert train_and_register(box, "taxi-duration", model="rf", seed=2) == "2"
     with box.tracking():
@@ -113,7 +115,7 @@ def test_a_first_deploy_serves_through_the_router_with_headers_and_a_log(
     assert status == 400 and "dataframe_split" in body
     assert headers["X-Model-Version"] == V1
     assert serving.router("/version")[2].strip() == "3.17.2"
-    assert champion(serving) == "1"
+    assert champion(serving, "taxi-duration") == "1"
     assert public_listeners(serving) == []
     assert "127.0.0.1:8000" in serving.sh("ss -Hltn")
 
@@ -122,11 +124,11 @@ def test_switch_rollback_and_switch_under_load_fail_no_request(serving: ServingB
     with serving.load(threads=4) as load:
         done = serving.deploy("--model", "models:/taxi-duration@challenger", "--bake", "3")
         assert "is live in slot green" in done.stdout
-        assert champion(serving) == "2"
+        assert champion(serving, "taxi-duration") == "2"
         rolled = serving.fab("deploy.rollback")
         assert rolled.returncode == 0, rolled.stderr
         assert "still warm: switching back in one reload" in rolled.stdout
-        assert serving.live() == V1 and champion(serving) == "1"
+        assert serving.live() == V1 and champion(serving, "taxi-duration") == "1"
         serving.deploy("--model", "models:/taxi-duration/2", "--bake", "3")
         time.sleep(2)
     summary = load["summary"]
@@ -138,7 +140,22 @@ def test_switch_rollback_and_switch_under_load_fail_no_request(serving: ServingB
     assert {r["slot"] for r in load["results"]} == {"blue", "green"}
     order = [r["version"] for r in sorted(load["results"], key=lambda r: r["end"])]
     assert order[0] == V1 and order[-1] == V2
-    assert serving.live() == V2 and champion(serving) == "2"
+    assert serving.live() == V2 and champion(serving, "taxi-duration") == "2"
+
+
+def test_requests_through_the_router_keep_the_box_from_idling(serving: ServingBox) -> None:
+    """The idle auto-stop watches the router's access log: a prediction through the real
+    router makes its check (a dry run, which changes nothing) see the box as in use."""
+    set_it = serving.fab("box.autostop", "--idle-minutes", "30")
+    assert set_it.returncode == 0, set_it.stdout + set_it.stderr
+    try:
+        assert serving.router(body=trips())[0] == 200
+        at = datetime.datetime.now(datetime.UTC).isoformat()
+        check = run_agent(serving.box.conn, "idle-check", *check_args(), "--dry-run", "--at", at)
+        assert any(b.startswith("requests to the router") for b in check["busy"]), check
+    finally:
+        off = serving.fab("box.autostop", "--off")
+        assert off.returncode == 0, off.stdout + off.stderr
 
 
 def test_nginx_answers_with_the_slot_when_the_slot_is_down(serving: ServingBox) -> None:
@@ -182,13 +199,13 @@ def test_an_environment_that_cannot_be_built_leaves_the_live_slot_serving(
 
 def test_a_failing_bake_rolls_back_automatically(serving: ServingBox) -> None:
     # Nine passengers: the live model predicts them, the picky candidate answers 400.
-    live, best = serving.live(), champion(serving)
+    live, best = serving.live(), champion(serving, "taxi-duration")
     with serving.load(trips(passengers=9), threads=3) as load:
         error = one_line_error(
             serving.fab("deploy.blue-green", "--model", "models:/taxi-picky/1", "--bake", "20")
         )
     assert "was rolled back" in error and "errors" in error
-    assert serving.live() == live and champion(serving) == best
+    assert serving.live() == live and champion(serving, "taxi-duration") == best
     entry = serving.state()["history"][-1]
     assert entry["outcome"] == "rolled back"
     failed = [r for r in load["results"] if r["status"] != 200]
@@ -227,33 +244,12 @@ def test_a_port_taken_by_another_process_keeps_the_old_config(serving: ServingBo
         serving.sh(f"kill $(cat {pid_file}) && rm -f {pid_file}")
 
 
-def _wait_for_step(serving: ServingBox, text: str, timeout_s: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        transition = serving.state().get("transition") or {}
-        if text in str(transition.get("step", "")):
-            return transition
-        time.sleep(0.5)
-    raise AssertionError(f"no step with {text!r}: {serving.state().get('transition')}")
-
-
-def _fab_in_background(serving: ServingBox, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [FAB, "-r", str(REPO_ROOT), *args],
-        env=serving.box.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_a_second_deploy_while_one_runs_is_refused_naming_it(serving: ServingBox) -> None:
-    first = _fab_in_background(
+    first = fab_in_background(
         serving, "deploy.blue-green", "--model", "models:/taxi-duration/1", "--bake", "15"
     )
     try:
-        running = _wait_for_step(serving, "Baking")
+        running = wait_for_step(serving, "Baking")
         second = one_line_error(
             serving.fab("deploy.blue-green", "--model", "models:/taxi-duration/2")
         )
@@ -268,11 +264,11 @@ def test_a_second_deploy_while_one_runs_is_refused_naming_it(serving: ServingBox
 
 
 def test_ssh_killed_mid_deploy_the_box_finishes_and_status_says_so(serving: ServingBox) -> None:
-    deploy = _fab_in_background(
+    deploy = fab_in_background(
         serving, "deploy.blue-green", "--model", "models:/taxi-duration/2", "--bake", "20"
     )
     try:
-        running = _wait_for_step(serving, "Baking")
+        running = wait_for_step(serving, "Baking")
         deploy.send_signal(signal.SIGKILL)  # the laptop is gone, and its SSH connection
         deploy.wait(timeout=30)
     finally:
@@ -299,7 +295,7 @@ def test_rollback_after_the_termination_wait_starts_and_checks_the_old_slot(
     assert rolled.returncode == 0, rolled.stderr
     assert "was stopped: starting taxi-duration/2 again before any traffic" in rolled.stdout
     assert "Warm-up: it answered its own input example (200)" in rolled.stdout
-    assert serving.live() == V2 and champion(serving) == "2"
+    assert serving.live() == V2 and champion(serving, "taxi-duration") == "2"
 
 
 def test_after_a_reboot_the_live_slot_and_router_come_back(serving: ServingBox) -> None:
@@ -318,6 +314,9 @@ def test_stop_serves_nothing_and_rollback_brings_it_back(serving: ServingBox) ->
     done = serving.fab("deploy.stop")
     assert done.returncode == 0 and f"was: {V2}" in done.stdout
     assert ":8000" not in serving.sh("ss -Hltn") and ":8102" not in serving.sh("ss -Hltn")
+    # A tunnel to a router that is not there: one line, no traceback.
+    refused = serving.fab("deploy.tunnel", "--port", str(free_port()))
+    assert "Is a model deployed? See `fab deploy.status`." in one_line_error(refused)
     rolled = serving.fab("deploy.rollback")
     assert rolled.returncode == 0, rolled.stderr
     assert serving.router(body=trips())[1]["X-Model-Version"] == V2
@@ -327,7 +326,7 @@ def test_the_tunnel_reaches_the_router_from_this_machine(serving: ServingBox) ->
     import urllib.request
 
     port = free_port()
-    tunnel = _fab_in_background(serving, "deploy.tunnel", "--port", str(port))
+    tunnel = fab_in_background(serving, "deploy.tunnel", "--port", str(port))
     try:
         assert tunnel.stdout is not None
         line = tunnel.stdout.readline()

@@ -7,7 +7,6 @@ connection, the real `fab` CLI and the real MLflow client over an SSH tunnel.
 
 from __future__ import annotations
 
-import base64
 import select
 import signal
 import subprocess
@@ -19,15 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from remote.deploy.client_files import ClientFiles
+from remote.deploy.expose import close_front_door
 from remote.mlflow.backup import backup
-from remote.mlflow.install import admin_password_path, install_on_box
+from remote.mlflow.install import install_on_box
 from remote.mlflow.server import wait_healthy
 from remote.mlflow.status import status
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
 from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import FAB, MlflowBox, free_port, log_a_run
+from tests.box.mlflow_box import FAB, MlflowBox, free_port, https_get, log_a_run, public_listeners
 
 pytestmark = pytest.mark.box
 
@@ -37,10 +38,11 @@ def mlflow_box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterato
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.provider, box.address)
+    install_on_box(box.conn, box.provider)
     try:
         yield box
     finally:
+        close_front_door(box.conn)  # if a --public test stopped half-way
         box.conn.close()
 
 
@@ -75,13 +77,7 @@ def test_the_server_listens_on_loopback_only(mlflow_box: MlflowBox) -> None:
 def test_a_second_install_changes_nothing(mlflow_box: MlflowBox) -> None:
     before = mlflow_box.started_at()
     said: list[str] = []
-    changed = install_on_box(
-        mlflow_box.conn,
-        mlflow_box.settings,
-        mlflow_box.provider,
-        mlflow_box.address,
-        say=said.append,
-    )
+    changed = install_on_box(mlflow_box.conn, mlflow_box.provider, say=said.append)
     assert not changed
     assert (
         said == ["MLflow 3.17.2 is installed and running; nothing changed"]
@@ -152,33 +148,51 @@ def test_fab_mlflow_ui_tunnels_until_ctrl_c(mlflow_box: MlflowBox) -> None:
     assert "Tunnel closed" in out
 
 
-def test_public_is_opt_in_and_needs_the_admin_password(
-    mlflow_box: MlflowBox, tmp_path: Path
-) -> None:
-    install_on_box(
-        mlflow_box.conn,
-        mlflow_box.settings,
-        mlflow_box.provider,
-        mlflow_box.address,
-        public=True,
-        secrets_dir=tmp_path,
-    )
-    secret = admin_password_path(mlflow_box.settings, tmp_path)
-    assert secret.stat().st_mode & 0o777 == 0o600
-    url = f"http://{mlflow_box.address}:5000/api/2.0/mlflow/experiments/search?max_results=1"
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(url, timeout=10)
-    assert refused.value.code == 401
-    token = base64.b64encode(f"admin:{secret.read_text().strip()}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-    # The password is on the box only in the root-only environment file.
-    assert mlflow_box.sh("sudo stat -c '%a %U' /etc/mlflow/mlflow.env").strip() == "600 root"
-    assert secret.read_text().strip() not in mlflow_box.sh("ps -eo args")
-    # Back to the default: loopback only, no auth.
-    install_on_box(mlflow_box.conn, mlflow_box.settings, mlflow_box.provider, mlflow_box.address)
+def test_public_is_opt_in_and_only_through_the_tls_front_door(mlflow_box: MlflowBox) -> None:
+    before = mlflow_box.started_at()
+    closed = mlflow_box.fab("mlflow.install", "--public")
+    assert closed.returncode == 1 and "Traceback" not in closed.stderr
+    assert "add --cidr NETWORK" in closed.stderr.strip().splitlines()[-1]
+    assert public_listeners(mlflow_box.conn) == []
+
+    subnet = str(mlflow_box.settings.local.subnet)
+    opened = mlflow_box.fab("mlflow.install", "--public", "--cidr", subnet)
+
+    assert opened.returncode == 0, opened.stderr
+    assert f"https://{mlflow_box.address}/mlflow (MLflow)" in opened.stdout
+    assert mlflow_box.started_at() == before  # MLflow itself did not change
+    # MLflow stays on loopback: no plain HTTP from outside, only TLS with the token.
     test_the_server_listens_on_loopback_only(mlflow_box)
+    assert public_listeners(mlflow_box.conn) == ["0.0.0.0:443"]
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://{mlflow_box.address}:5000/health", timeout=10)
+    client = ClientFiles.of(mlflow_box.settings)
+    url = f"https://{mlflow_box.address}/mlflow/api/2.0/mlflow/experiments/search?max_results=1"
+    assert https_get(url, client.ca)[0] == 401
+    assert https_get(url, client.ca, token=client.read_token())[0] == 200
+    # Back to the default: nothing listens publicly.
+    off = mlflow_box.fab("deploy.expose", "--off")
+    assert off.returncode == 0, off.stderr
+    assert public_listeners(mlflow_box.conn) == []
+
+
+def test_an_install_right_after_a_box_start_waits_until_mlflow_answers(
+    mlflow_box: MlflowBox,
+) -> None:
+    """After `fab box.start` mlflow.service is active but still starting; an install that
+    changes nothing must not call it running before /health answers."""
+    install_on_box(mlflow_box.conn, mlflow_box.provider)
+    for task in ("box.stop", "box.start"):
+        done = mlflow_box.fab(task)
+        assert done.returncode == 0, f"fab {task}: {done.stdout}{done.stderr}"
+    mlflow_box.start()  # connect now, to the new address, so the check below is immediate
+
+    install = mlflow_box.fab("mlflow.install")
+    health = mlflow_box.conn.run("curl -sS -m 5 http://127.0.0.1:5000/health", hide=True, warn=True)
+
+    assert install.returncode == 0, install.stderr
+    assert "installed and running; nothing changed" in install.stdout
+    assert health.ok and health.stdout.strip() == "OK", health.stderr
 
 
 def test_a_stop_and_start_keeps_the_run(mlflow_box: MlflowBox) -> None:

@@ -3,14 +3,15 @@
 
 The module boots one box and installs MLflow once. The example model is trained here, as
 a user would from a laptop (examples/taxi/train.py through an SSH tunnel to the box's
-MLflow), and registered four times (versions 1-4 of taxi-duration, one per scenario).
+MLflow), and registered four times (versions 1-4 of taxi-monitored, one per scenario).
 
-The serving slots are not part of this test: their prediction log is stood in for by
-lines written on the box in exactly the slots' format (tests/prediction_log.py), with the
-registered model's own predictions (loaded here with mlflow.pyfunc), until the serving
-slots and the drift report meet in one test. Everything else is real: the monitor's
-environment built on the box, the agent computing the report there, MLflow storing it,
-the report downloaded here, the systemd timer running the same check.
+Most tests stand in for the serving slots' prediction log with lines written on the box
+in exactly the slots' format (tests/prediction_log.py), with the registered model's own
+predictions (loaded here with mlflow.pyfunc): that pins each scenario's data exactly. The
+last test serves a version for real (blue-green, nginx, a slot) and reports on what its
+slot logged. Everything else is real: the monitor's environment built on the box, the
+agent computing the report there, MLflow storing it, the report downloaded here, the
+systemd timer running the same check.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ taxi_data = example_module("taxi_data")
 Drift = taxi_data.Drift
 FEATURES: list[str] = taxi_data.FEATURES
 TARGET: str = taxi_data.TARGET
-MODEL = "taxi-duration"
+MODEL = "taxi-monitored"  # its own name: the session's box and MLflow serve every module
 EXPERIMENT = "mlops-box-monitoring"
 ROWS = 3000
 DEPLOY_STATE = "/var/lib/mlops-box/deploy/state.json"
@@ -146,7 +147,11 @@ def monitored(
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.provider, box.address)
+    install_on_box(box.conn, box.provider)
+    # The box is the session's: a model another module left live would be this module's
+    # "live model", and its predictions would be in the log. Start from nothing served.
+    box.fab("deploy.stop")  # refused when nothing was ever deployed: nothing to stop then
+    box.sh(f"sudo rm -rf {Path(DEPLOY_STATE).parent} {PREDICTION_LOG_DIR}")
     try:
         with box.tracking() as url:
             model_uri, val_rmse = _train(url, tmp_path_factory.mktemp("train"))
@@ -392,3 +397,41 @@ def test_the_schedule_runs_the_check_on_the_box_and_keeps_it_in_mlflow(
         assert box.sh(f"systemctl show -p LoadState {unit}").strip() == "LoadState=not-found"
     assert "none to remove" in box.fab("monitor.schedule", "--off").stdout
     assert "No drift check is scheduled" in box.fab("monitor.schedule").stdout
+
+
+def test_the_live_model_drifts_in_the_slots_own_prediction_log(
+    monitored: Monitored, tmp_path: Path
+) -> None:
+    """Served for real: version 4 goes live with `fab deploy.blue-green`, drifted trips go
+    through the router, and the report of the live model reads what its slot logged."""
+    box = monitored.box
+    box.sh(f"sudo rm -f {PREDICTION_LOG_DIR}/*.jsonl")  # the stand-in lines of the tests above
+    deployed = box.fab("deploy.blue-green", "--model", f"models:/{MODEL}/4")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    try:
+        drifted = taxi_data.generate(ROWS, 24, Drift(zone_mix="airports", unseen_zone_share=0.05))
+        batch = 100  # rows per request: the slot logs one line per request
+        for start in range(0, ROWS, batch):
+            rows = drifted[FEATURES].iloc[start : start + batch]
+            body = {"dataframe_split": {"columns": FEATURES, "data": rows.values.tolist()}}
+            path = f"/tmp/mlops-trips-{start}.json"
+            files.write(box.conn, RemoteFile(path, json.dumps(body).encode()))
+            status = box.sh(
+                f"curl -s -o /dev/null -w '%{{http_code}}' -m 30 -H 'Content-Type: "
+                f"application/json' -H 'X-Request-ID: live-{start}' --data-binary @{path} "
+                f"http://127.0.0.1:8000/invocations; sudo rm -f {path}"
+            )
+            assert status == "200", status
+
+        result = box.fab("monitor.drift", "--out", str(tmp_path))  # the live model
+
+        assert result.returncode == 3, result.stdout + result.stderr
+        requests = ROWS // batch
+        assert f"{MODEL} v4: {requests} requests ({ROWS} rows)" in result.stdout
+        assert "pickup_zone, dropoff_zone" in result.stdout
+        summary = json.loads((_report_folder(result) / "figures.json").read_text())["summary"]
+        assert set(summary["quality"]["unseen"]) == {"pickup_zone", "dropoff_zone"}
+        assert monitored.runs("4")[0].data.tags["mlops-box.drift"] == "yes"
+    finally:
+        stopped = box.fab("deploy.stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr

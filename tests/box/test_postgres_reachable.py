@@ -1,13 +1,13 @@
 """The local box reaches a real PostgreSQL on this machine, as an EC2 box reaches RDS.
 
-The password travels as in production: the AWS provider's database() (moto holding the
-real one), then a root-only systemd EnvironmentFile line on the box, which systemd reads
-for the agent there.
+The store URI is in a root-only systemd EnvironmentFile line on the box, which systemd
+reads for the agent there: the agent's db-check, its classified failures and systemd's
+reading of the quoting. (How the URI gets there from the database's secret, on the box,
+is tests/box/test_mlflow_rds.py.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import shlex
 from collections.abc import Iterator
@@ -15,9 +15,8 @@ from collections.abc import Iterator
 import pytest
 from fabric import Connection
 
+from remote.agent.envfile import env_file_line
 from remote.errors import DatabaseAuthError, DatabaseNotFound, DatabaseUnreachable
-from remote.mlflow.spec import env_file_line
-from remote.mlflow.store import CANDIDATE_ENV_FILE, PostgresStore, check_store
 from remote.mlflow.store import check_store_in as check_postgres
 from remote.settings import BoxSettings
 from remote.ssh.connection import connect
@@ -26,14 +25,13 @@ from remote.system import files
 from remote.system.files import RemoteFile
 from tests.box import postgres
 from tests.box.conftest import RunningBox
-from tests.box.postgres import HostPostgres
+from tests.box.postgres import HostPostgres, host_address
 from tests.nasty_values import NASTY_PASSWORDS
 
 pytestmark = pytest.mark.box
-# The fixtures this module uses, made visible to pytest (an import alone would be an
+# The fixture this module uses, made visible to pytest (an import alone would be an
 # unused name to linters, and the parameters below would shadow it).
 host_postgres = postgres.host_postgres
-rds_store = postgres.rds_store
 
 ENV_FILE = "/etc/mlops-box-test/db.env"
 # Debian's own drivers: what the agent needs, without a venv or PyPI inside the box.
@@ -58,6 +56,12 @@ def box(running_box: RunningBox, local_settings: BoxSettings) -> Iterator[Connec
     conn.close()
 
 
+@pytest.fixture
+def box_host(running_box: RunningBox, local_settings: BoxSettings) -> str:
+    """This machine's address, where the box reaches its PostgreSQL."""
+    return host_address(local_settings)
+
+
 def write_env_file(conn: Connection, uri: str, key: str = "MLFLOW_BACKEND_STORE_URI") -> None:
     """As the MLflow install does: root:root 0600, the value in EnvironmentFile syntax."""
     conn.run(f"sudo -n install -d {ENV_FILE.rsplit('/', 1)[0]}", hide=True)
@@ -65,11 +69,10 @@ def write_env_file(conn: Connection, uri: str, key: str = "MLFLOW_BACKEND_STORE_
     files.write(conn, RemoteFile(ENV_FILE, line.encode(), 0o600))
 
 
-def test_the_box_connects_to_the_host_postgres_with_the_rds_password(
-    box: Connection, rds_store: PostgresStore, host_postgres: HostPostgres
+def test_the_box_connects_to_the_host_postgres(
+    box: Connection, box_host: str, host_postgres: HostPostgres
 ) -> None:
-    assert rds_store.password == host_postgres.password  # it came through (moto's) AWS
-    write_env_file(box, rds_store.uri())
+    write_env_file(box, host_postgres.uri(box_host))
 
     check_postgres(box, ENV_FILE, BOX_PYTHON)
 
@@ -78,9 +81,9 @@ def test_the_box_connects_to_the_host_postgres_with_the_rds_password(
 
 
 def test_systemd_reads_the_env_file_line_back_exactly(
-    box: Connection, rds_store: PostgresStore
+    box: Connection, box_host: str, host_postgres: HostPostgres
 ) -> None:
-    uri = rds_store.uri()
+    uri = host_postgres.uri(box_host)
     write_env_file(box, uri)
     show_digest = (
         "import hashlib, os; "
@@ -95,46 +98,39 @@ def test_systemd_reads_the_env_file_line_back_exactly(
 
 
 def test_a_wrong_password_is_refused_without_showing_either_password(
-    box: Connection, rds_store: PostgresStore
+    box: Connection, box_host: str, host_postgres: HostPostgres
 ) -> None:
     wrong = "Wr0ng'pass$word%"
-    write_env_file(box, dataclasses.replace(rds_store, password=wrong).uri())
+    write_env_file(box, host_postgres.uri(box_host, password=wrong))
 
     with pytest.raises(DatabaseAuthError) as caught:
         check_postgres(box, ENV_FILE, BOX_PYTHON)
 
     message = str(caught.value)
-    assert f"refused the password for user {rds_store.user}" in message
-    for secret in (wrong, rds_store.password, "Wr0ng"):
+    assert f"refused the password for user {host_postgres.user}" in message
+    for secret in (wrong, host_postgres.password, "Wr0ng"):
         assert secret not in message
 
 
-def test_a_missing_database_is_named(box: Connection, rds_store: PostgresStore) -> None:
-    write_env_file(box, dataclasses.replace(rds_store, dbname="nosuchdb").uri())
+def test_a_missing_database_is_named(
+    box: Connection, box_host: str, host_postgres: HostPostgres
+) -> None:
+    write_env_file(box, host_postgres.uri(box_host, dbname="nosuchdb"))
 
     with pytest.raises(DatabaseNotFound, match="Database nosuchdb does not exist"):
         check_postgres(box, ENV_FILE, BOX_PYTHON)
 
 
-def test_a_port_nobody_listens_on_is_unreachable(box: Connection, rds_store: PostgresStore) -> None:
-    closed = dataclasses.replace(rds_store, port=1)
-    write_env_file(box, closed.uri())
+def test_a_port_nobody_listens_on_is_unreachable(
+    box: Connection, box_host: str, host_postgres: HostPostgres
+) -> None:
+    write_env_file(box, host_postgres.uri(box_host, port=1))
 
     with pytest.raises(DatabaseUnreachable) as caught:
         check_postgres(box, ENV_FILE, BOX_PYTHON)
 
-    assert f"Cannot reach PostgreSQL at {rds_store.host}:1 from the box" in str(caught.value)
-    assert rds_store.password not in str(caught.value)
-
-
-def test_a_store_not_yet_in_the_env_file_is_checked_from_a_private_file(
-    box: Connection, rds_store: PostgresStore
-) -> None:
-    check_store(box, rds_store, BOX_PYTHON)
-    with pytest.raises(DatabaseAuthError):
-        check_store(box, dataclasses.replace(rds_store, password="wrong"), BOX_PYTHON)
-
-    assert not box.run(f"sudo -n test -e {CANDIDATE_ENV_FILE}", hide=True, warn=True).ok
+    assert f"Cannot reach PostgreSQL at {box_host}:1 from the box" in str(caught.value)
+    assert host_postgres.password not in str(caught.value)
 
 
 def test_systemd_reads_every_env_file_line_back_exactly(box: Connection) -> None:

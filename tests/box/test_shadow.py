@@ -25,8 +25,8 @@ from remote.settings import BoxSettings
 from tests.box.serving_box import (
     ServingBox,
     champion,
-    mlflow_box,
     one_line_error,
+    open_box,
     register_picky,
     train_and_register,
 )
@@ -44,7 +44,7 @@ LATENCY_LOAD_S = 12
 
 @pytest.fixture(scope="module")
 def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[ServingBox]:
-    box = mlflow_box(local_settings, local_box)
+    box = open_box(local_settings, local_box)
     assert train_and_register(box, "taxi-duration", model="ridge", seed=1) == "1"
     knobs = ("--speed-factor", "0.5")
     assert train_and_register(box, "taxi-drifted", model="ridge", seed=1, knobs=knobs) == "1"
@@ -104,6 +104,12 @@ def test_without_a_live_model_or_a_shadow_each_command_is_refused_in_one_line(
     unknown = one_line_error(serving.fab("deploy.shadow", "--model", "models:/no-such/1"))
     assert "cannot give models:/no-such/1" in unknown
     assert serving.state()["mirror"] is None
+    # A live model and nothing else: promote and abort find neither a canary nor a shadow.
+    before = serving.state()
+    nothing = "no canary or shadow runs on the box"
+    assert nothing in one_line_error(serving.fab("deploy.promote"))
+    assert nothing in one_line_error(serving.fab("deploy.abort"))
+    assert serving.state() == before
 
 
 def test_a_shadow_of_the_live_model_agrees_fully_and_its_report_is_in_mlflow(

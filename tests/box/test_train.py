@@ -74,7 +74,7 @@ def mlflow_box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterato
     box = MlflowBox(local_settings, local_box, "", None)
     box.start()
     bootstrap(box.conn)
-    install_on_box(box.conn, local_settings, box.provider, box.address)
+    install_on_box(box.conn, box.provider)
     try:
         yield box
     finally:

@@ -43,6 +43,15 @@ def nothing_exists_in_aws() -> None:
         ({"volumeSizeGb": -30}, "mlops-box:volumeSizeGb = '-30'"),
         ({"volumeSizeGb": "big"}, "mlops-box:volumeSizeGb = 'big': give a whole number"),
         ({"sshPublicKeyPath": "/nonexistent/key.pub"}, "fab box.keygen"),
+        ({"httpsAllowedCidrs": ["0.0.0.0/0"]}, "allowHttpsFromAnywhere true"),
+        ({"httpsAllowedCidrs": ["10.0.0.0/15"]}, "10.0.0.0/15 is wider than a /16"),
+        ({"httpsAllowedCidrs": ["2001:db8::/32"]}, "2001:db8::/32 is wider than a /48"),
+        (
+            {"httpsAllowedCidrs": ["10.0.0.0/16", "10.9.0.0/17"]},
+            "together they hold 1.5 times the addresses of a /16",
+        ),
+        ({"httpsAllowedCidrs": ["198.51.100.7/24"]}, "httpsAllowedCidrs = '198.51.100.7/24'"),
+        ({"httpsAllowedCidrs": "198.51.100.7/32"}, "give a list of CIDRs"),
         ({"ami": "ubuntu"}, "mlops-box:ami = 'ubuntu'"),
     ],
 )

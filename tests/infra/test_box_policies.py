@@ -66,6 +66,40 @@ def test_ssh_from_anywhere_only_with_the_opt_in(deploy: Deploy) -> None:
     assert [r["CidrIp"] for r in permission["IpRanges"]] == ["0.0.0.0/0"]
 
 
+def ports_open(group_id: str) -> dict[int, list[str]]:
+    """Each inbound port of the group, with the networks it is open to."""
+    return {
+        p["FromPort"]: [r["CidrIp"] for r in p.get("IpRanges", [])]
+        + [r["CidrIpv6"] for r in p.get("Ipv6Ranges", [])]
+        for p in ingress_of(group_id)
+    }
+
+
+def test_the_front_door_port_is_closed_by_default(deploy: Deploy) -> None:
+    deploy()
+    (group,) = box_instance()["SecurityGroups"]
+    assert ports_open(group["GroupId"]) == {22: ["203.0.113.7/32"]}
+
+
+def test_https_from_one_address_is_one_rule_for_443(deploy: Deploy) -> None:
+    deployment = deploy(httpsAllowedCidrs=["198.51.100.7/32"])
+    (group,) = box_instance()["SecurityGroups"]
+    assert ports_open(group["GroupId"]) == {22: ["203.0.113.7/32"], 443: ["198.51.100.7/32"]}
+    https = [
+        d
+        for d in deployment.declared("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if d.inputs.get("fromPort") == 443
+    ]
+    assert len(https) == 1
+    assert (https[0].inputs["toPort"], https[0].inputs["ipProtocol"]) == (443, "tcp")
+
+
+def test_https_from_anywhere_only_with_the_opt_in(deploy: Deploy) -> None:
+    deploy(httpsAllowedCidrs=["0.0.0.0/0"], allowHttpsFromAnywhere=True)
+    (group,) = box_instance()["SecurityGroups"]
+    assert ports_open(group["GroupId"])[443] == ["0.0.0.0/0"]
+
+
 def test_the_box_can_reach_out(deploy: Deploy) -> None:
     deploy()
     (group,) = box_instance()["SecurityGroups"]

@@ -81,20 +81,39 @@ def test_postgres_is_reachable_only_from_the_box_group(deploy: Deploy) -> None:
     assert [p["GroupId"] for p in permission["UserIdGroupPairs"]] == [box_group["GroupId"]]
 
 
-def test_box_role_reads_only_the_database_secret(deploy: Deploy) -> None:
-    deployment = deploy(mlflowBackend="rds")
+def box_role_statements() -> list[dict]:
     iam = boto3.client("iam", region_name=REGION)
     (role,) = [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("mlops-zoomcamp")]
     (policy_name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
     document = policy_document(
         iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)["PolicyDocument"]
     )
-    secret_statements = [
-        s
-        for s in document["Statement"]
-        if any(a.startswith("secretsmanager:") for a in s["Action"])
-    ]
+    return list(document["Statement"])
+
+
+def grants_secrets(statement: dict) -> bool:
+    actions = statement["Action"]
+    actions = [actions] if isinstance(actions, str) else actions
+    return any(a == "*" or a.lower().startswith("secretsmanager:") for a in actions)
+
+
+def test_box_role_reads_only_the_database_secret(deploy: Deploy) -> None:
+    """The box reads this secret itself when MLflow starts: the role may read it and
+    describe it, nothing else, and no other secret (moto cannot evaluate this resource
+    scope, so the document itself is checked)."""
+    deployment = deploy(mlflowBackend="rds")
+    secret_statements = [s for s in box_role_statements() if grants_secrets(s)]
     assert [s["Resource"] for s in secret_statements] == [deployment.exports["dbSecretArn"]]
+    assert [s["Effect"] for s in secret_statements] == ["Allow"]
+    assert set(secret_statements[0]["Action"]) <= {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+    }
+
+
+def test_without_a_database_the_box_role_reads_no_secret(deploy: Deploy) -> None:
+    deploy(mlflowBackend="sqlite")
+    assert not [s for s in box_role_statements() if grants_secrets(s)]
 
 
 def test_database_wiring_is_discoverable_from_the_instance_tags(deploy: Deploy) -> None:

@@ -23,6 +23,7 @@ def settings_in(tmp_path: Path, **changes: Any) -> BoxSettings:
         user="ubuntu",
         key=tmp_path / "keys" / NAME,
         ssh_dir=tmp_path / "home" / ".ssh",
+        secrets_dir=tmp_path / "home" / ".config" / "mlops-box",
         project_dir=PROJECT_DIR,
         local=LocalBoxSettings(
             root=tmp_path / "root",

@@ -2,22 +2,33 @@
 
 Used by tests/remote (find_rds_store on moto) and by box tests that point the real local
 box at a real PostgreSQL: moto's RDS endpoint is a made-up hostname, not a server, so such
-a test takes the store find_rds_store returns and replaces only host and port with the
-real server's (`dataclasses.replace(store, host=..., port=...)`); user, database name and
-password still come from moto's RDS and Secrets Manager, as in production.
+a test takes the database find_rds_store returns and replaces only host and port with the
+real server's (`dataclasses.replace(db, host=..., port=...)`); the secret holding the user
+and password is still moto's, which the box reads as in production.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
+from remote.providers.base import Database
 from tests.remote.conftest import BOX_NAME, REGION, STACK, SeededBox, seed_box
 
 DB_INSTANCE_ID = "mlops-test-mlflow-0a1b2c3"
+# What the provider's database() gives for an RDS box: where it is, which secret.
+EXAMPLE_DATABASE = Database(
+    host="mlops.abc.eu-west-1.rds.amazonaws.com",
+    port=5432,
+    dbname="mlflow",
+    instance="mlops-mlflow-0a1b",
+    secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1-AbCd",
+    region="eu-west-1",
+)
 
 
 @dataclass(frozen=True)
@@ -39,12 +50,15 @@ def seed_rds_box(
     region: str = REGION,
     bucket: str = "mlops-test-artifacts",
     db_instance_id: str = DB_INSTANCE_ID,
+    client: Callable[[str], Any] | None = None,
 ) -> SeededRds:
-    """Inside an active `mock_aws()`: the box tagged for rds, its RDS instance with an
-    AWS-managed master password, and (if `password` is given) that secret set to
+    """Inside an active `mock_aws()` (or through `client(service)`, a moto server's
+    clients): the box tagged for rds, its RDS instance with an AWS-managed master
+    password, and (if `password` is given) that secret set to
     {"username": username, "password": password}, as RDS itself stores it."""
-    ec2: Any = boto3.client("ec2", region_name=region)
-    rds: Any = boto3.client("rds", region_name=region)
+    client = client or (lambda service: boto3.client(service, region_name=region))
+    ec2: Any = client("ec2")
+    rds: Any = client("rds")
     box = seed_box(ec2, name=name, stack=stack)
     db = rds.create_db_instance(
         DBInstanceIdentifier=db_instance_id,
@@ -59,7 +73,7 @@ def seed_rds_box(
     )["DBInstance"]
     arn = db["MasterUserSecret"]["SecretArn"]
     if password is not None:
-        secrets: Any = boto3.client("secretsmanager", region_name=region)
+        secrets: Any = client("secretsmanager")
         secret = json.dumps({"username": username, "password": password})
         secrets.put_secret_value(SecretId=arn, SecretString=secret)
     ec2.create_tags(

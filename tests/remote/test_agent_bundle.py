@@ -20,18 +20,12 @@ from remote.system import agent
 from tests.remote.agent_runs import run_bundle
 
 # What the agent may import inside a function: the packages of the on-box environment
-# that runs that command (the MLflow server's venv; the monitor's, remote/monitor/env.py;
-# a model's venv, whose MLflow brings uvicorn). Nothing else outside the stdlib.
-ON_BOX_ENVIRONMENT = {
-    "sqlalchemy",
-    "mlflow",
-    "numpy",
-    "scipy",
-    "pandas",
-    "matplotlib",
-    "yaml",
-    "uvicorn",
-}
+# that runs that command: the MLflow server's venv, the monitor's (remote/monitor/env.py),
+# and a model's (whose MLflow brings uvicorn). Nothing else outside the stdlib.
+MLFLOW_VENV = {"sqlalchemy", "mlflow", "boto3", "botocore"}
+MONITOR_VENV = {"mlflow", "numpy", "scipy", "pandas", "matplotlib", "yaml"}
+MODEL_VENV = {"mlflow", "uvicorn"}
+ON_BOX_ENVIRONMENT = MLFLOW_VENV | MONITOR_VENV | MODEL_VENV
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
@@ -85,6 +79,15 @@ def test_the_bundle_runs_from_the_zip_and_answers_in_json(tmp_path: Path) -> Non
     assert (status, answer["ok"]) == (0, True)
     with sqlite3.connect(tmp_path / "c.db") as copy:
         assert copy.execute("select id from runs").fetchall() == [("r1",)]
+
+
+def test_front_door_cert_runs_from_the_zip_with_this_machines_openssl(tmp_path: Path) -> None:
+    status, answer, _ = run_bundle(tmp_path, "front-door-cert", "--dir", str(tmp_path / "tls"))
+
+    assert (status, answer["ok"]) == (0, True), answer
+    assert answer["changed"] == ["CA", "server key", "certificate"]
+    assert str(answer["key_pin"]).startswith("sha256//")
+    assert (tmp_path / "tls" / "server.key").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_failure_is_one_json_line_with_its_kind_and_exit_1(tmp_path: Path) -> None:

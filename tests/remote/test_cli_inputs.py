@@ -1,5 +1,6 @@
 """More input to the real `fab` CLI: an endpoint that answers HTML, addresses that would
-lock SSH out, MLflow's --public host names, and a user's Host block our entry shadows."""
+lock SSH out, what `mlflow.install --public` promises, and a user's Host block our entry
+shadows."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from remote.mlflow.install import admin_password_path
-from remote.settings import load_settings
-from tests.remote.fab_cli import NAME, REPO_ROOT, fab, refused
+from tests.remote.fab_cli import NAME, fab, refused
 from tests.remote.http_answer import Answering, answering
 
 # What a proxy or a load balancer in front of a wrong endpoint sends: not XML.
@@ -78,32 +77,15 @@ def test_allow_my_ip_refusal_keeps_the_rules(
     assert rules() == before == [(22, "198.51.100.0/24")]
 
 
-@pytest.mark.parametrize("hosts", ["*", "box.example.org,*.example.org"])
-def test_public_mlflow_refuses_wildcard_hosts_before_anything(
-    fab_env: dict[str, str], html_endpoint: Answering, hosts: str
+def test_mlflow_install_help_says_public_goes_through_the_tls_front_door(
+    fab_env: dict[str, str],
 ) -> None:
-    env = dict(fab_env, AWS_ENDPOINT_URL=html_endpoint.url, FABRIC_BOX_NAME="mlops-ci-wild")
-    settings = load_settings({"name": "mlops-ci-wild"}, project_dir=REPO_ROOT)
-    password = admin_password_path(settings)
-
-    line = refused(fab(env, "mlflow.install", "--public", "--allowed-hosts", hosts))
-
-    bad = hosts.split(",")[-1]
-    assert line == (
-        f"--allowed-hosts has {bad!r}: wildcards are refused while --public is plain HTTP; "
-        "name each host clients use, e.g. --allowed-hosts 203.0.113.7,box.example.org."
-    )
-    assert html_endpoint.requests == 0
-    assert not password.exists()
-
-
-def test_mlflow_install_help_says_public_is_unencrypted(fab_env: dict[str, str]) -> None:
     result = fab(fab_env, "mlflow.install", "--help")
 
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    assert "the basic-auth user and password travel UNENCRYPTED" in text
-    assert "no wildcards" in text
+    assert "through the TLS front door (bearer token; see deploy.expose)" in text
+    assert "--allowed-hosts" not in text and "basic" not in text
 
 
 def test_a_user_host_block_for_the_alias_is_warned_about(

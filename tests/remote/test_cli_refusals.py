@@ -226,7 +226,7 @@ FABRIC_YAML_CASES = [
     (
         "box:\n  provder: aws\n",
         "box.provder in {path} is not a setting: use one of provider, name, stack, region, "
-        "user, key, ssh_dir, local.",
+        "user, key, ssh_dir, secrets_dir, local.",
     ),
     (
         "- box\n",

@@ -9,18 +9,18 @@ import pytest
 from remote.errors import ConfigError
 from remote.mlflow.spec import (
     ENV_FILE,
+    RDS_CONFIG,
+    RDS_ENV_FILE,
     ServerSpec,
     controller_version,
-    render_auth_config,
     render_env,
+    render_rds_config,
     render_state,
     render_unit,
-    s3_artifacts,
     server_args,
-    sqlite_uri,
 )
-
-SECRET_URI = "postgresql+psycopg2://mlflow:p%40ss%22w0rd@db.example:5432/mlflow"
+from remote.system import agent
+from tests.remote.moto_rds import EXAMPLE_DATABASE
 
 
 def test_the_default_server_listens_on_loopback_and_proxies_artifacts() -> None:
@@ -33,15 +33,44 @@ def test_the_default_server_listens_on_loopback_and_proxies_artifacts() -> None:
     assert "--app-name" not in args and "--allowed-hosts" not in args
 
 
-def test_the_backend_store_uri_is_never_on_the_command_line_or_in_the_unit() -> None:
-    spec = ServerSpec(version="3.17.2", backend="rds", artifacts=s3_artifacts("my-bucket"))
+def test_sqlite_keeps_its_store_uri_in_the_env_file_and_has_no_start_step() -> None:
+    spec = ServerSpec(version="3.17.2")
     unit = render_unit(spec)
-    env = render_env(spec, SECRET_URI)
-    assert "--backend-store-uri" not in unit
-    assert "p%40ss" not in unit and "p%40ss" not in " ".join(server_args(spec))
-    assert f"EnvironmentFile={ENV_FILE}" in unit
-    assert 'MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://mlflow:p%40ss%22w0rd@' in env
+    assert "--backend-store-uri" not in unit and "ExecStartPre" not in unit
+    assert f"EnvironmentFile={ENV_FILE}\n" in unit and RDS_ENV_FILE not in unit
+    assert 'MLFLOW_BACKEND_STORE_URI="sqlite:////var/lib/mlflow/mlflow.db"' in render_env(spec)
+    assert spec.requirements == ("mlflow==3.17.2",)
+
+
+def test_rds_reads_the_secret_on_the_box_at_every_start() -> None:
+    spec = ServerSpec(version="3.17.2", backend="rds")
+    unit = render_unit(spec).splitlines()
+    zip_path, _ = agent.bundle()
+    start_step = (
+        f"ExecStartPre=+/usr/bin/env PYTHONPATH={zip_path} /opt/mlflow/venvs/3.17.2/bin/python "
+        f"-m mlops_agent rds-env {RDS_CONFIG} {RDS_ENV_FILE}"
+    )
+    assert start_step in unit
+    # systemd reads the file the step wrote, after the server's own, for ExecStart.
+    own, written = f"EnvironmentFile={ENV_FILE}", f"EnvironmentFile=-{RDS_ENV_FILE}"
+    assert unit.index(own) < unit.index(written)
+    exec_start = next(i for i, line in enumerate(unit) if line.startswith("ExecStart="))
+    assert unit.index(start_step) < exec_start
+    # The server's own env file has no store URI; the start step needs boto3.
+    assert "MLFLOW_BACKEND_STORE_URI" not in render_env(spec)
     assert spec.requirements == ("mlflow==3.17.2", "psycopg2-binary", "boto3")
+
+
+def test_the_rds_coordinates_hold_nothing_secret() -> None:
+    config = json.loads(render_rds_config(EXAMPLE_DATABASE))
+    assert config == {
+        "host": EXAMPLE_DATABASE.host,
+        "port": 5432,
+        "dbname": "mlflow",
+        "instance": "mlops-mlflow-0a1b",
+        "secret_arn": EXAMPLE_DATABASE.secret_arn,
+        "region": "eu-west-1",
+    }
 
 
 def test_the_unit_restarts_on_failure_starts_at_boot_and_runs_as_mlflow() -> None:
@@ -53,28 +82,6 @@ def test_the_unit_restarts_on_failure_starts_at_boot_and_runs_as_mlflow() -> Non
     assert state["listen"] == "127.0.0.1:5000"
     assert state["artifacts"] == "/var/lib/mlflow/artifacts"
     assert state["version"] == "3.17.2"
-
-
-def test_public_needs_basic_auth_allowed_hosts_and_a_password_only_in_the_env_file() -> None:
-    spec = ServerSpec(version="3.17.2", public=True, allowed_hosts=("203.0.113.7",))
-    args = server_args(spec)
-    assert args[args.index("--host") + 1] == "0.0.0.0"
-    assert args[args.index("--app-name") + 1] == "basic-auth"
-    hosts = args[args.index("--allowed-hosts") + 1].split(",")
-    assert {"203.0.113.7", "203.0.113.7:5000", "127.0.0.1:5000"} <= set(hosts)
-    env = render_env(spec, sqlite_uri(), "s3cret-pw")
-    assert 'MLFLOW_AUTH_ADMIN_PASSWORD="s3cret-pw"' in env
-    assert "s3cret-pw" not in render_unit(spec) and "s3cret-pw" not in render_auth_config()
-    with pytest.raises(ConfigError):
-        render_env(spec, sqlite_uri(), None)
-
-
-def test_env_values_are_quoted_for_systemd() -> None:
-    uri = 'sqlite:////x/"a"\\b$HOME%i'
-    env = render_env(ServerSpec(version="3.17.2"), uri)
-    assert 'MLFLOW_BACKEND_STORE_URI="sqlite:////x/\\"a\\"\\\\b\\$HOME%i"' in env
-    with pytest.raises(ConfigError):
-        render_env(ServerSpec(version="3.17.2"), "sqlite:////x\nEVIL=1")
 
 
 @pytest.mark.parametrize("version", ["3.17.2", "3.0.0rc1", "2.22.1.post1"])
@@ -92,8 +99,6 @@ def test_other_versions_are_refused_in_one_sentence(version: str) -> None:
     ("kwargs", "match"),
     [
         ({"backend": "mysql"}, "--backend"),
-        ({"public": True}, "allowed hosts"),
-        ({"public": True, "allowed_hosts": ("a b",)}, "--allowed-hosts"),
         ({"artifacts": "gs://x"}, "artifact store"),
     ],
 )

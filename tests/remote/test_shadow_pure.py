@@ -20,7 +20,9 @@ from remote.agent.shadow_pairs import (
     read_records,
     read_relay,
 )
+from remote.deploy import apply
 from remote.deploy import shadow as controller
+from remote.deploy.plan import check_rate
 from remote.errors import ConfigError
 
 MODEL = {"name": "taxi", "version": "1", "uri": "models:/taxi/1", "source": "models:/taxi/1"}
@@ -237,15 +239,13 @@ def test_a_good_plan() -> None:
     with pytest.raises(ConfigError, match="--model is missing"):
         controller.plan("", "10", "0")
     with pytest.raises(ConfigError, match="--tolerance is 1"):
-        controller.check_tolerance("1")
+        check_rate("tolerance", "1")
 
 
 def test_promote_deploys_the_version_the_shadow_served_not_where_an_alias_points_now() -> None:
     model = {**MODEL, "version": "7", "uri": "models:/taxi@challenger"}
-    assert controller.promote_uri(model) == "models:/taxi/7"
-    assert (
-        controller.promote_uri({**MODEL, "uri": "runs:/0123abcd/model"}) == "runs:/0123abcd/model"
-    )
+    assert apply.promote_uri(model) == "models:/taxi/7"
+    assert apply.promote_uri({**MODEL, "uri": "runs:/0123abcd/model"}) == "runs:/0123abcd/model"
 
 
 def test_the_report_is_of_the_running_shadow_else_the_last_one() -> None:

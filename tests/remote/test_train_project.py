@@ -14,10 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from remote.agent.failure import AgentFailure
-from remote.agent.mlflow_rest import raw_env, unquote_env
+from remote.agent.mlflow_rest import unquote_env
 from remote.agent.train_jobs import exit_code, final_state
 from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
-from remote.mlflow.spec import ServerSpec, render_env
 from remote.train.environment import environment_for, requirements_of
 from remote.train.jobs import JobRequest, env_lines, prepare
 from remote.train.project import ProjectError, entry_script, git_state, parse_entry, scan
@@ -138,18 +137,6 @@ def test_env_values_become_exact_environment_file_lines() -> None:
     ):
         with pytest.raises(ProjectError, match=why):
             env_lines((bad,))
-
-
-def test_the_agent_reads_the_servers_admin_credentials_as_systemd_would(tmp_path: Path) -> None:
-    spec = ServerSpec(version="3.17.2", public=True, allowed_hosts=("box",))
-    password = 'p"w$\\`x'
-    env_file = tmp_path / "mlflow.env"
-    env_file.write_text(render_env(spec, "sqlite:////x.db", password))
-
-    raw = raw_env(str(env_file))
-
-    assert unquote_env(raw["MLFLOW_AUTH_ADMIN_PASSWORD"]) == password
-    assert unquote_env(raw["MLFLOW_AUTH_ADMIN_USERNAME"]) == "admin"
 
 
 @pytest.mark.parametrize(

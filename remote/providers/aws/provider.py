@@ -6,13 +6,14 @@ import contextlib
 import math
 import sys
 import time
+from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import WaiterError
 
 from remote.changes import Changed
 from remote.errors import ConfigError, ProviderError, WaitTimeout
-from remote.providers.aws import security_group, stack
+from remote.providers.aws import front_door_rule, security_group, stack
 from remote.providers.aws.console import (
     BEGIN_FINGERPRINTS,
     ConsoleFingerprints,
@@ -26,7 +27,14 @@ from remote.providers.aws.instances import (
     state_of,
 )
 from remote.providers.aws.session import aws_errors, ec2_client
-from remote.providers.base import AccessChange, BoxState, Database, HostKeyEvidence, State
+from remote.providers.base import (
+    AccessChange,
+    AccessCheck,
+    BoxState,
+    Database,
+    HostKeyEvidence,
+    State,
+)
 from remote.settings import BoxSettings
 from remote.waiting import wait_for
 
@@ -167,6 +175,9 @@ class AwsProvider:
         hint = security_group.pulumi_drift_hint(self.settings, access.cidr)
         changed = Changed([access.cidr] if access.changed else [])
         return AccessChange(access.describe(), changed, hint if changed else None)
+
+    def front_door_access(self, cidr: IPv4Network) -> AccessCheck:
+        return front_door_rule.front_door_access(self.ec2, self.settings, cidr)
 
     def artifact_bucket(self) -> str | None:
         return stack.find_artifact_bucket(self.settings)

@@ -94,7 +94,7 @@ def allow_my_ip(
     group_id = box_security_group(client, settings)
     family = "CidrIpv4" if address.version == 4 else "CidrIpv6"
     cidr = str(ipaddress.ip_network(address))
-    rules = _ingress_rules(client, group_id)
+    rules = ingress_rules(client, group_id)
 
     ssh_rules = [r for r in rules if _is_ssh_only(r)]
     keep = [r for r in ssh_rules if r.get(family) == cidr]
@@ -126,8 +126,8 @@ def allow_my_ip(
         group_id=group_id,
         cidr=cidr,
         added=added,
-        revoked=tuple(_describe_rule(r) for r in revoke),
-        wider=tuple(_describe_rule(r) for r in wider),
+        revoked=tuple(describe_rule(r) for r in revoke),
+        wider=tuple(describe_rule(r) for r in wider),
     )
 
 
@@ -232,7 +232,8 @@ def _group_admits_ssh(group: SecurityGroupTypeDef) -> bool:
     return False
 
 
-def _ingress_rules(ec2: EC2Client, group_id: str) -> Sequence[SecurityGroupRuleTypeDef]:
+def ingress_rules(ec2: EC2Client, group_id: str) -> Sequence[SecurityGroupRuleTypeDef]:
+    """The group's inbound rules, one per source."""
     rules: list[SecurityGroupRuleTypeDef] = []
     with aws_errors(f"read the rules of {group_id}"):
         pages = ec2.get_paginator("describe_security_group_rules").paginate(
@@ -259,7 +260,7 @@ def _admits_ssh(rule: SecurityGroupRuleTypeDef) -> bool:
     )
 
 
-def _describe_rule(rule: SecurityGroupRuleTypeDef) -> str:
+def describe_rule(rule: SecurityGroupRuleTypeDef) -> str:
     source = (
         rule.get("CidrIpv4")
         or rule.get("CidrIpv6")

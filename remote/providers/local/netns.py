@@ -51,6 +51,11 @@ class NetPlan:
         return self.network[2]
 
 
+def host_side(box_ip: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+    """This machine's end of the /30 whose box end is `box_ip` (see NetPlan)."""
+    return ipaddress.IPv4Network((box_ip, 30), strict=False)[1]
+
+
 def netns_name(name: str) -> str:
     full = f"mlbox-{name}"
     return full if len(full) <= 40 else f"mlbox-{name[:24]}-{_digest(name)}"

@@ -17,6 +17,7 @@ import random
 import shutil
 import socket
 from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ from remote.errors import (
     WaitTimeout,
 )
 from remote.local_files import locked, write_atomically
-from remote.providers.base import AccessChange, BoxState, Database, HostKeyEvidence, State
+from remote.providers.base import (
+    AccessChange,
+    AccessCheck,
+    BoxState,
+    Database,
+    HostKeyEvidence,
+    State,
+)
 from remote.providers.local import boxconfig, netns, nspawn, rootfs
 from remote.providers.local.run import require_host
 from remote.settings import BoxSettings
@@ -189,6 +197,26 @@ class LocalProvider:
             f"The local box {self.name} has no security group: it is reachable only from "
             "this machine, through its own network namespace. allow-my-ip is for the AWS box "
             "(FABRIC_BOX_PROVIDER=aws)."
+        )
+
+    def front_door_access(self, cidr: IPv4Network) -> AccessCheck:
+        # This machine is the only client the local box has: it comes from its end of
+        # the box's /30, which a new start draws afresh from box.local.subnet.
+        host = netns.host_side(IPv4Address(self.address()))
+        if host in cidr:
+            return AccessCheck(
+                True,
+                f"The local box {self.name} has no security group: only this machine "
+                f"reaches it, from {host}, which {cidr} admits.",
+            )
+        return AccessCheck(
+            False,
+            f"The local box {self.name} has no security group, and only this machine "
+            f"reaches it, from {host}, which {cidr} does not admit.",
+            follow_up=(
+                f"Give --cidr {self.settings.local.subnet} (box.local.subnet): this "
+                "machine's end of the box's link is drawn from it at every start."
+            ),
         )
 
     def artifact_bucket(self) -> str | None:
