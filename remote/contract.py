@@ -71,6 +71,9 @@ def box_tags(stack: str, name: str) -> dict[str, str]:
 # that they agree).
 DEPLOY_STATE_FILE = "/var/lib/mlops-box/deploy/state.json"
 ROUTER_PORT = 8000
+# The router's mirror relay (shadow mode) and its log of what the shadow slot answered.
+MIRROR_RELAY_PORT = 8100
+MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
 SLOT_USER = "mlops-model"
 SLOT_UNIT_TEMPLATE = "mlops-model@.service"
 SLOTS_DIR = "/var/lib/mlops-box/slots"

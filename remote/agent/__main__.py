@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serving_commands(commands: Any) -> None:
     begin = commands.add_parser("deploy-begin", help="record a new transition, or refuse")
-    begin.add_argument("kind", choices=("blue-green", "rollback", "canary"))
+    begin.add_argument("kind", choices=("blue-green", "rollback", "canary", "shadow"))
     begin.add_argument("--model", default="")
     begin.add_argument("--holder", type=int, required=True, help="pid of the SSH session")
     begin.add_argument("--by", required=True)
@@ -97,14 +97,23 @@ def _serving_commands(commands: Any) -> None:
     launch.add_argument("--min-requests", type=int, default=1)
     launch.add_argument("--max-p99-ms", type=float, default=0.0)
     launch.add_argument("--max-duration", type=float, default=0.0)
+    launch.add_argument("--sample", type=float, default=100.0, help="shadow: percent copied")
+    launch.add_argument("--duration", type=float, default=0.0, help="shadow: seconds, 0: no end")
     run = commands.add_parser("deploy-run", help="the transition's steps (in mlops-deploy)")
     run.add_argument("revision", type=int)
     retire = commands.add_parser("retire", help="stop a slot that lost its traffic (timer)")
     retire.add_argument("slot")
     retire.add_argument("revision", type=int)
+    end = commands.add_parser("shadow-end", help="mirror off, then the shadow slot stopped")
+    end.add_argument("revision", type=int, nargs="?", help="the timer's: only this shadow")
+    end.add_argument("--by", default="the shadow's timer")
+    end.add_argument("--reason", default="its --duration was over")
+    shadow = commands.add_parser("shadow-report", help="the shadow against live, to MLflow")
+    shadow.add_argument("--tolerance", type=float, required=True)
+    shadow.add_argument("--out", default="", help="keep the files here (default: not kept)")
     for name, help_text in (
-        ("deploy-promote", "make a running canary's candidate live"),
-        ("deploy-abort", "end a running canary: 100% stable, then stop the candidate"),
+        ("deploy-promote", "a running canary's candidate live, or what shadow to promote"),
+        ("deploy-abort", "end a running canary (100% stable first) or shadow (mirror off)"),
     ):
         commands.add_parser(name, help=help_text).add_argument("--by", required=True)
     stop = commands.add_parser("deploy-stop", help="stop the router and every slot")
@@ -147,6 +156,8 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
             "bake": args.bake,
             "termination_wait": args.termination_wait,
             "max_error_rate": args.max_error_rate,
+            "sample": args.sample,
+            "duration": args.duration,
         }
         if args.steps:
             settings.update(
@@ -162,6 +173,14 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
         return serving.promote(args.by)
     if args.command == "deploy-abort":
         return serving.abort(args.by)
+    if args.command == "shadow-end":
+        from . import shadow
+
+        return shadow.end(args.by, args.reason, args.revision)
+    if args.command == "shadow-report":
+        from . import shadow_report
+
+        return shadow_report.report(args.tolerance, out=args.out)
     if args.command == "retire":
         return transition.retire(args.slot, args.revision)
     if args.command == "deploy-stop":

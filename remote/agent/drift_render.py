@@ -7,58 +7,37 @@ every package of the monitor's environment.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import json
 from pathlib import Path
 from typing import Any
 
+from . import report_files
 from .drift_report import PREDICTION, Report
 from .drift_stats import TEST_NAMES, ColumnDrift
 
-HTML = "report.html"
-SUMMARY_PNG = "summary.png"
-FIGURES_JSON = "figures.json"
 REFERENCE_COLOR = "#7f8c9b"
 CURRENT_COLOR = "#d9822b"
 DRIFT_COLOR = "#c0392b"
 OK_COLOR = "#2e86c1"
-DPI = 90
 
 
 def write(report: Report, out_dir: Path) -> list[Path]:
-    """Write the three files into `out_dir`; return their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write report.html, summary.png and figures.json into `out_dir`; return their paths."""
+    report_files.use_file_backend()
     # Three pictures, each drawn once: a figure costs more than its subplots.
-    summary = _png(_summary_figure(report))
-    distributions = _png(_distributions_figure(report)) if report.distributions else None
+    png = report_files.png
+    summary = png(_summary_figure(report))
+    distributions = png(_distributions_figure(report)) if report.distributions else None
     concept = report.concept
-    errors = _png(_concept_figure(report)) if concept is not None and concept.buckets else None
-
-    paths = [out_dir / HTML, out_dir / SUMMARY_PNG, out_dir / FIGURES_JSON]
-    paths[0].write_text(_html(report, summary, distributions, errors), encoding="utf-8")
-    paths[1].write_bytes(summary)
+    errors = png(_concept_figure(report)) if concept is not None and concept.buckets else None
     data = report.summary()
     figures = {
         "summary": data,
         "distributions": report.distributions,
         "error_over_time": data["concept"],
     }
-    paths[2].write_text(json.dumps(figures, indent=1, allow_nan=False), encoding="utf-8")
-    return paths
-
-
-def _png(figure: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    plt.close(figure)
-    return buffer.getvalue()
+    page = _html(report, summary, distributions, errors)
+    return report_files.write(out_dir, page, summary, figures)
 
 
 def _verdict(report: Report) -> str:
@@ -219,11 +198,6 @@ def _describe(drift: ColumnDrift | None) -> str:
     return f"{TEST_NAMES[drift.test]} {drift.score:.3g} ({verdict}, threshold {drift.threshold})"
 
 
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
 def _html(report: Report, summary: bytes, distributions: bytes | None, errors: bytes | None) -> str:
     e = html.escape
     rows = "".join(
@@ -250,16 +224,11 @@ def _html(report: Report, summary: bytes, distributions: bytes | None, errors: b
         *([f"{report.failed} requests did not answer 200"] if report.failed else []),
     ]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Drift: {e(report.model)} v{e(report.version)}</title>",
-        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}"
-        "td,th{padding:2px 10px;text-align:left}.drift{color:#c0392b;font-weight:bold}"
-        "img{max-width:100%}</style></head><body>",
         f"<h1>{e(report.model)} v{e(report.version)}</h1>",
         f"<p>Predictions from {e(report.since)} to {e(report.until)}: {report.requests} "
         f"requests, {report.rows} rows; reference sample: {report.reference_rows} rows.</p>",
         f"<h2 class={'drift' if report.drift else 'ok'}>{e(_verdict(report))}</h2>",
-        _img(summary, "summary"),
+        report_files.img(summary, "summary"),
         "<h2>Data drift</h2>",
         f"<p>{len(report.drifted_columns)} of {len(report.columns)} input columns drifted "
         f"({report.share:.0%}; the dataset drifts at {report.options.drift_share:.0%}).</p>",
@@ -270,11 +239,10 @@ def _html(report: Report, summary: bytes, distributions: bytes | None, errors: b
         else "<p>No missing values, unseen categories or out-of-range values.</p>",
         *_concept_html(report, errors),
         "<h2>Distributions: reference vs current</h2>",
-        *([_img(distributions, "distributions")] if distributions else []),
+        *([report_files.img(distributions, "distributions")] if distributions else []),
         *(f"<p><i>{e(note)}</i></p>" for note in report.notes),
-        "</body></html>",
     ]
-    return "\n".join(parts)
+    return report_files.page(f"Drift: {report.model} v{report.version}", parts)
 
 
 def _concept_html(report: Report, errors: bytes | None) -> list[str]:
@@ -308,5 +276,5 @@ def _concept_html(report: Report, errors: bytes | None) -> list[str]:
         f"(another model, version or time) {labels.elsewhere}; for requests of several rows "
         f"{labels.multi_row}; named after another target {labels.other_target}; for unknown "
         f"request ids {labels.unknown}.</p>",
-        *([_img(errors, "error over time and residuals")] if errors else []),
+        *([report_files.img(errors, "error over time and residuals")] if errors else []),
     ]

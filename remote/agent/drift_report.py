@@ -146,7 +146,7 @@ def analyse(
     }
     columns = [drift_stats.column_drift(c, *cleaned[c], k) for c, k in kinds.items()]
     distributions = {c: drift_stats.distribution(*cleaned[c], k) for c, k in kinds.items()}
-    outputs = pd.Series([_one_value(o) for o in predictions.outputs], dtype=object)
+    outputs = pd.Series([one_value(o) for o in predictions.outputs], dtype=object)
     prediction = None
     if PREDICTION in reference.columns:
         kind = drift_stats.kind_of(reference[PREDICTION])
@@ -198,7 +198,7 @@ def analyse(
     )
 
 
-def _one_value(output: Any) -> Any:
+def one_value(output: Any) -> Any:
     """A row's prediction: a number or class, or the single value of a one-key record."""
     if isinstance(output, dict) and len(output) == 1:
         return next(iter(output.values()))

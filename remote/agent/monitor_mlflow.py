@@ -194,8 +194,10 @@ def log_report(
     params: dict[str, str],
     tags: dict[str, str],
     files: list[Path],
+    title: str = "drift",
 ) -> str:
-    """Log one report as a run of `experiment` (made if missing); return the run's id."""
+    """Log one report as a run of `experiment` (made if missing), named `title` and the
+    model; return the run's id."""
     started = int(time.time() * 1000)
     experiment_id = mlflow_rest.experiment_id(base, experiment)
     run_tags = {
@@ -204,7 +206,7 @@ def log_report(
         "mlops-box.training_run": model.run_id,
         **tags,
     }
-    name = f"drift {model.label} {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}"
+    name = f"{title} {model.label} {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}"
     run_id = mlflow_rest.create_run(base, experiment_id, name, run_tags, started)
     try:
         body = {

@@ -26,6 +26,13 @@ LIVE_SLOTS = ("blue", "green")
 ROUTER_SITE = "mlops-router"
 ROUTER_PORT = 8000
 ROUTER_LOG = "/var/log/nginx/mlops-router.log"
+# Shadow mode: the router hands a mirrored request to this relay, which answers at once
+# and forwards it to the shadow slot on its own (see router.py); its log says how the
+# shadow slot answered each one.
+MIRROR_RELAY_PORT = 8100
+MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
+SHADOW_SLOT = "shadow"
+SHADOW_END_UNIT = "mlops-shadow-end"
 NGINX_SITES_DIR = "/etc/nginx/conf.d"
 NGINX_LOCK = "/run/lock/mlops-box-nginx.lock"
 NGINX_PID_FILE = "/run/nginx.pid"

@@ -49,6 +49,7 @@ def render(state: dict[str, Any]) -> str:
         "access_log": paths.ROUTER_LOG,
         "main": _main(live, candidate, mirror),
         "mirror_location": _mirror_location(mirror),
+        "mirror_relay": _mirror_relay(mirror),
     }
     template = importlib.resources.files(__package__).joinpath(TEMPLATE).read_text()
     return _FIELD.sub(lambda match: values[match.group(1)], template)
@@ -127,11 +128,16 @@ def _safe(text: str) -> bool:
 
 
 def _mirror_sample(mirror: dict[str, Any] | None) -> str:
+    """Which requests are copied: `sample` percent by request id, or as `X-Shadow` says;
+    and the zone that caps the copies in flight to the shadow."""
     if not mirror:
         return ""
     return (
-        '\nsplit_clients "${mlops_request_id}mirror" $mlops_mirrored {\n'
+        '\nsplit_clients "${mlops_request_id}mirror" $mlops_mirror_sampled {\n'
         f"    {_percent(mirror['sample'])} 1;\n    * 0;\n}}\n"
+        "map $http_x_shadow $mlops_mirrored {\n"
+        "    always  1;\n    never   0;\n    default $mlops_mirror_sampled;\n}\n"
+        "limit_conn_zone $server_port zone=mlops_mirror:1m;\n"
     )
 
 
@@ -146,6 +152,15 @@ def _main(
     return "\n".join(_INDENT + line for line in lines)
 
 
+# nginx finishes a request only once its mirror subrequests have: the next request on the
+# same keep-alive connection waits for them. So the router's mirror never waits for the
+# shadow slot: it hands the copy to the relay below on a new loopback connection, and the
+# relay answers at once (its content handler runs right after it spawned its own mirror)
+# while it forwards the copy to the shadow slot. A slow or dead shadow holds only relay
+# requests, capped by `limit_conn` so it can never take the connections live traffic needs.
+MIRROR_IN_FLIGHT = 64
+
+
 def _mirror_location(mirror: dict[str, Any] | None) -> str:
     if not mirror:
         return ""
@@ -155,9 +170,68 @@ def _mirror_location(mirror: dict[str, Any] | None) -> str:
         "        if ($mlops_mirrored = 0) {\n"
         "            return 204;\n"
         "        }\n"
-        "        proxy_set_header X-Mlops-Mirror 1;\n"
+        "        proxy_http_version 1.0;\n"
+        '        proxy_set_header Connection "close";\n'
+        "        proxy_set_header Host $host;\n"
+        "        proxy_set_header X-Request-ID $mlops_request_id;\n"
         "        proxy_connect_timeout 100ms;\n"
-        "        proxy_read_timeout 5s;\n"
-        f"        proxy_pass http://mlops_{mirror['slot']}$request_uri;\n"
+        "        proxy_send_timeout 1s;\n"
+        "        proxy_read_timeout 1s;\n"
+        f"        proxy_pass http://127.0.0.1:{paths.MIRROR_RELAY_PORT}$request_uri;\n"
         "    }\n"
     )
+
+
+def _mirror_relay(mirror: dict[str, Any] | None) -> str:
+    if not mirror:
+        return ""
+    return f"""
+# The mirror relay: takes a copy from the router, answers it at once, forwards it to the
+# shadow slot on its own. Its log says how the shadow slot answered each copy.
+log_format mlops_mirror escape=json
+    '{{"time":"$time_iso8601","msec":$msec,"request_id":"$http_x_request_id",'
+    '"slot":"{mirror["slot"]}","uri":"$uri","status":$status,'
+    '"upstream_status":"$upstream_status","request_time":$request_time,'
+    '"upstream_time":"$upstream_response_time"}}';
+# A copy the relay refused at its cap (503) is logged too: the report counts it dropped.
+map $status $mlops_mirror_dropped {{
+    503     1;
+    default 0;
+}}
+
+server {{
+    listen 127.0.0.1:{paths.MIRROR_RELAY_PORT};
+    server_name _;
+    access_log off;
+    log_subrequest on;
+    keepalive_timeout 0;
+    client_max_body_size 64m;
+    client_body_buffer_size 1m;
+    limit_conn mlops_mirror {MIRROR_IN_FLIGHT};
+    limit_conn_log_level info;
+
+    location / {{
+        access_log {paths.MIRROR_LOG} mlops_mirror if=$mlops_mirror_dropped;
+        mirror /__mlops/shadow;
+        mirror_request_body on;
+        # Any content handler answers at once; this one refuses a POST (405), which the
+        # router ignores: all that matters is that the copy went to the shadow.
+        empty_gif;
+    }}
+
+    location = /__mlops/shadow {{
+        internal;
+        access_log {paths.MIRROR_LOG} mlops_mirror;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Request-ID $http_x_request_id;
+        proxy_set_header X-Mlops-Mirror 1;
+        proxy_ignore_client_abort on;
+        proxy_connect_timeout 1s;
+        proxy_read_timeout 30s;
+        proxy_next_upstream off;
+        proxy_pass http://mlops_{mirror["slot"]}$request_uri;
+    }}
+}}
+"""

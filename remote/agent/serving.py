@@ -1,5 +1,6 @@
 """Serving as a whole: what runs where (for `deploy.status`), the transitions the unit
-mlops-deploy runs, promote and abort of the one running, and stopping all of it."""
+mlops-deploy runs, promote and abort of what runs (a canary, else a shadow), and
+stopping all of it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import subprocess
 from typing import Any
 
-from . import bluegreen, canary, nginx, paths, slots, state
+from . import bluegreen, canary, nginx, paths, shadow, slots, state
 from .failure import AgentFailure
 from .transition import cancel_retire, reconcile
 
@@ -16,6 +17,7 @@ TRANSITIONS: dict[str, bluegreen.Steps] = {
     "blue-green": bluegreen.blue_green,
     "rollback": bluegreen.rollback,
     "canary": canary.canary,
+    "shadow": shadow.steps,
 }
 
 STATUS_HISTORY = 20  # history entries the status answer carries (without their logs)
@@ -122,25 +124,33 @@ def _refuse_other(current: dict[str, Any], what: str) -> None:
         raise AgentFailure(
             state.KIND_BUSY,
             f"Refused: {state.describe_transition(transition)} is running on the box, and "
-            f"only a canary can be {what}d. Follow it with `fab deploy.status --watch`.",
+            f"only a canary or a shadow can be {what}d. Follow it with "
+            "`fab deploy.status --watch`.",
         )
 
 
 def promote(by: str) -> dict[str, Any]:
-    """During a canary: 100% to the candidate, which becomes live."""
+    """During a canary: 100% to the candidate, which becomes live. During a shadow: the
+    shadow's model, for the controller to deploy blue-green (its model and environment
+    are prepared over SSH like any deploy's); it ends the shadow once that is live."""
     with state.changing() as current:
         running = _running(current, "canary")
         if running:
             return _ask(current, running, canary.PROMOTE, by)
         _refuse_other(current, "promote")
+        mirror = current.get("mirror")
+    if mirror:
+        return {"shadow": mirror}
     raise AgentFailure(
-        "nothing-to-promote", "Nothing to promote: no canary runs on the box (`fab deploy.status`)."
+        "nothing-to-promote",
+        "Nothing to promote: no canary or shadow runs on the box (`fab deploy.status`).",
     )
 
 
 def abort(by: str) -> dict[str, Any]:
     """During a canary: 100% back to the stable slot in one reload, then the candidate
-    stops. A candidate an interrupted canary left with a share is taken out here too."""
+    stops. A candidate an interrupted canary left with a share is taken out here too.
+    During a shadow: the mirror off in one reload, then the shadow slot stops."""
     with state.changing() as current:
         running = _running(current, "canary")
         if running:
@@ -148,22 +158,27 @@ def abort(by: str) -> dict[str, Any]:
         _refuse_other(current, "abort")
         state.refuse_if_busy(current)  # closes a dead transition in the history
         candidate = current.get("candidate")
-        if not candidate:
-            raise AgentFailure("nothing-to-abort", "Nothing to abort: no canary runs on the box.")
-        revision = int(current.get("revision", 0)) + 1
-        current["revision"] = revision
-        current["transition"] = {
-            "revision": revision,
-            "kind": "abort",
-            "model_uri": candidate["model"].get("uri"),
-            "model": candidate["model"],
-            "slot": candidate["slot"],
-            "by": by,
-            "started": state.now(),
-            "log": [f"100% to the live slot, then {candidate['slot']} stopped"],
-        }
-        reconcile(current)
-        entry = state.close_transition(
-            current, "aborted", "the candidate an interrupted canary left"
-        )
-    return {"revision": revision, "entry": entry}
+        shadowing = bool(current.get("mirror"))
+        if candidate:
+            return {"entry": _abort_candidate(current, candidate, by)}
+    if shadowing:
+        return {"entry": shadow.end(by, "aborted")}
+    raise AgentFailure("nothing-to-abort", "Nothing to abort: no canary or shadow runs on the box.")
+
+
+def _abort_candidate(current: dict[str, Any], candidate: dict[str, Any], by: str) -> Any:
+    """The candidate an interrupted canary left: 100% to the live slot, then it stops."""
+    revision = int(current.get("revision", 0)) + 1
+    current["revision"] = revision
+    current["transition"] = {
+        "revision": revision,
+        "kind": "abort",
+        "model_uri": candidate["model"].get("uri"),
+        "model": candidate["model"],
+        "slot": candidate["slot"],
+        "by": by,
+        "started": state.now(),
+        "log": [f"100% to the live slot, then {candidate['slot']} stopped"],
+    }
+    reconcile(current)
+    return state.close_transition(current, "aborted", "the candidate an interrupted canary left")

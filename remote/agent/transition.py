@@ -19,8 +19,9 @@ from typing import Any
 from . import nginx, paths, router, slots, state
 from .failure import AgentFailure
 
-KINDS = ("blue-green", "rollback", "canary")
-NEW_MODEL_KINDS = ("blue-green", "canary")  # they fetch a model and build its env first
+KINDS = ("blue-green", "rollback", "canary", "shadow")
+# They fetch a model and build its env first.
+NEW_MODEL_KINDS = ("blue-green", "canary", "shadow")
 KIND_LAUNCH = "launch"
 
 
@@ -168,18 +169,20 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
     """Stop `slot` in `seconds` with a timer on the box; None when it was stopped now
     (asked for, or the timer could not be made: a warm slot is never left without one)."""
     cancel_retire(slot)
-    if seconds > 0 and _timer(slot, revision, seconds):
+    unit = paths.RETIRE_UNIT.format(slot=slot)
+    if seconds > 0 and timer(unit, seconds, "retire", slot, str(revision)):
         return state.later(seconds)
     slots.stop(slot)
     slots.enable(slot, on=False)
     return None
 
 
-def _timer(slot: str, revision: int, seconds: float) -> bool:
+def timer(unit: str, seconds: float, *command: str) -> bool:
+    """Run the agent's `command` in `seconds`, from a transient timer on the box."""
     made = subprocess.run(
         [
             "systemd-run",
-            f"--unit={paths.RETIRE_UNIT.format(slot=slot)}",
+            f"--unit={unit}",
             f"--on-active={max(1, round(seconds))}s",
             "--timer-property=AccuracySec=1s",
             "--collect",
@@ -188,9 +191,7 @@ def _timer(slot: str, revision: int, seconds: float) -> bool:
             sys.executable,
             "-m",
             __package__ or "mlops_agent",
-            "retire",
-            slot,
-            str(revision),
+            *command,
         ],
         capture_output=True,
         check=False,
@@ -198,11 +199,14 @@ def _timer(slot: str, revision: int, seconds: float) -> bool:
     return made.returncode == 0
 
 
-def cancel_retire(slot: str) -> None:
-    name = paths.RETIRE_UNIT.format(slot=slot)
+def cancel_timer(unit: str) -> None:
     subprocess.run(
-        ["systemctl", "stop", f"{name}.timer", f"{name}.service"], capture_output=True, check=False
+        ["systemctl", "stop", f"{unit}.timer", f"{unit}.service"], capture_output=True, check=False
     )
+
+
+def cancel_retire(slot: str) -> None:
+    cancel_timer(paths.RETIRE_UNIT.format(slot=slot))
 
 
 def retire(slot: str, revision: int) -> dict[str, Any]:

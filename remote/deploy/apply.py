@@ -1,12 +1,14 @@
 """The deploy commands: prepare on the controller, switch on the box, follow it.
 
-A blue-green deploy or a canary has two halves. Here, over SSH: make sure serving is set
-up, begin a transition on the box (refused if one runs), have the box resolve and copy
-the model from its MLflow, build the model's environment. None of that touches the
-traffic, and if the SSH connection drops the transition's lease ends with it. Then the
-box runs the steps itself as the unit mlops-deploy (remote/agent/bluegreen.py,
-canary.py), and this side only follows its progress lines: a dropped connection no
-longer matters. `promote` and `abort` ask the running canary and follow it to its end.
+A blue-green deploy, a canary or a shadow has two halves. Here, over SSH: make sure
+serving is set up, begin a transition on the box (refused if one runs), have the box
+resolve and copy the model from its MLflow, build the model's environment. None of that
+touches the traffic, and if the SSH connection drops the transition's lease ends with
+it. Then the box runs the steps itself as the unit mlops-deploy-<revision>
+(remote/agent/bluegreen.py, canary.py, shadow.py), and this side only follows its
+progress lines: a dropped connection no longer matters. `promote` and `abort` act on
+what the box says runs: they ask a running canary and follow it to its end, or end a
+shadow (promote: a blue-green deploy of its model first).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from remote.deploy import status
 from remote.deploy.env import ensure_env
-from remote.deploy.plan import BlueGreenPlan, CanaryPlan, RollbackPlan
+from remote.deploy.plan import DEFAULT_BAKE_S, BlueGreenPlan, CanaryPlan, RollbackPlan
 from remote.deploy.setup import ensure_serving
 from remote.errors import DeployBusy, DeployError, MlopsBoxError
 from remote.mlflow.spec import ENV_FILE, VENV_ROOT
@@ -57,37 +59,18 @@ def mlflow_python(conn: Connection) -> str:
     return f"{VENV_ROOT}/{installed['version']}/bin/python"
 
 
-def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> dict[str, Any]:
-    """Deploy `plan.model_uri` blue-green; the history entry of a deploy that went live,
-    else DeployError saying what happened and what serves now."""
-    launch = [
-        "--bake",
-        str(plan.bake_s),
-        "--termination-wait",
-        str(plan.termination_wait_s),
-        "--max-error-rate",
-        str(plan.max_error_rate),
-    ]
-    return _new_model(conn, "blue-green", plan.model_uri, launch, by=by, say=say)
-
-
-def canary(conn: Connection, plan: CanaryPlan, *, by: str, say: Say) -> dict[str, Any]:
-    """Roll `plan.model_uri` out step by step beside the live model, judged at each step
-    (remote/agent/canary.py); the history entry once it is live, else DeployError."""
-    return _new_model(conn, "canary", plan.model_uri, plan.launch_args(), by=by, say=say)
-
-
-def _new_model(
-    conn: Connection, kind: str, model_uri: str, launch: list[str], *, by: str, say: Say
-) -> dict[str, Any]:
-    """Prepare a new model over SSH (fetch it, build its env), then launch `kind` on the
-    box and follow it to its end."""
+def prepare_and_launch(
+    conn: Connection, kind: str, model_uri: str, launch: list[str], *, what: str, by: str, say: Say
+) -> int:
+    """Begin a `kind` transition of `model_uri`, have the box fetch the model, build its
+    environment and launch the steps with the `launch` arguments; its revision. A failure
+    before the launch ends the transition in history as refused."""
     python = mlflow_python(conn)
     changed = ensure_serving(conn, say=say)
     if changed:
         say(f"Serving set up: {changed}")
     revision = begin(conn, kind, model_uri, by)
-    say(f"Revision {revision}: {kind} deploy of {model_uri}")
+    say(f"Revision {revision}: {what}")
     try:
         model = _agent(
             conn,
@@ -105,6 +88,31 @@ def _new_model(
     except MlopsBoxError as exc:
         _abandon(conn, revision, str(exc))
         raise
+    return revision
+
+
+def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> dict[str, Any]:
+    """Deploy `plan.model_uri` blue-green; the history entry of a deploy that went live,
+    else DeployError saying what happened and what serves now."""
+    launch = [
+        *("--bake", str(plan.bake_s)),
+        *("--termination-wait", str(plan.termination_wait_s)),
+        *("--max-error-rate", str(plan.max_error_rate)),
+    ]
+    what = f"blue-green deploy of {plan.model_uri}"
+    revision = prepare_and_launch(
+        conn, "blue-green", plan.model_uri, launch, what=what, by=by, say=say
+    )
+    return _finished(status.follow(conn, revision, say=say))
+
+
+def canary(conn: Connection, plan: CanaryPlan, *, by: str, say: Say) -> dict[str, Any]:
+    """Roll `plan.model_uri` out step by step beside the live model, judged at each step
+    (remote/agent/canary.py); the history entry once it is live, else DeployError."""
+    what = f"canary deploy of {plan.model_uri}"
+    revision = prepare_and_launch(
+        conn, "canary", plan.model_uri, plan.launch_args(), what=what, by=by, say=say
+    )
     return _finished(status.follow(conn, revision, say=say))
 
 
@@ -122,14 +130,44 @@ def rollback(conn: Connection, plan: RollbackPlan, *, by: str, say: Say) -> dict
     return _finished(status.follow(conn, revision, say=say))
 
 
-def promote(conn: Connection, *, by: str, say: Say) -> dict[str, Any]:
-    """Make the running canary's candidate live now; its history entry."""
+def promote(
+    conn: Connection, *, by: str, say: Say, bake_s: float = DEFAULT_BAKE_S
+) -> dict[str, Any]:
+    """Make what runs live now, as the box's state says (serving.promote): a canary's
+    candidate (its loop on the box does it), or a shadow's model by a blue-green deploy
+    (`bake_s`) that ends the shadow once it is live. Its history entry."""
     answer = _agent(conn, "deploy-promote", "--by", by)
+    if "shadow" in answer:
+        return _promote_shadow(conn, answer["shadow"], by=by, say=say, bake_s=bake_s)
     return _finished(_followed(conn, answer, say))
 
 
+def promote_uri(model: dict[str, Any]) -> str:
+    """The URI of exactly the version the shadow served (an alias may have moved since)."""
+    uri = str(model.get("uri") or "")
+    if uri.startswith("models:/") and "@" in uri:
+        return f"models:/{model['name']}/{model['version']}"
+    return uri
+
+
+def _promote_shadow(
+    conn: Connection, mirror: dict[str, Any], *, by: str, say: Say, bake_s: float
+) -> dict[str, Any]:
+    """A blue-green deploy of the shadow's model, then the shadow's end. A deploy that
+    does not go live leaves the shadow running."""
+    plan = BlueGreenPlan(promote_uri(mirror["model"]), bake_s)
+    say(f"Promoting the shadow {status.label(mirror['model'])}: blue-green to {plan.model_uri}")
+    entry = blue_green(conn, plan, by=by, say=say)
+    reason = f"promoted: live in slot {entry.get('slot')}"
+    ended = _agent(conn, "shadow-end", "--by", by, "--reason", reason)
+    say(status.outcome_sentence(ended))
+    return entry
+
+
 def abort(conn: Connection, *, by: str, say: Say) -> dict[str, Any]:
-    """End the running canary: 100% on the live slot, the candidate stopped; its entry."""
+    """End what runs, as the box's state says (serving.abort): a canary (100% on the live
+    slot, the candidate stopped) or a shadow (the mirror off, its slot stopped); its
+    history entry."""
     return _followed(conn, _agent(conn, "deploy-abort", "--by", by), say)
 
 

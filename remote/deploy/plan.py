@@ -39,7 +39,7 @@ def check_model_uri(uri: str) -> str:
     return uri
 
 
-def check_seconds(name: str, value: float, *, maximum: float = MAX_WAIT_S) -> float:
+def check_seconds(name: str, value: float | str, *, maximum: float = MAX_WAIT_S) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -59,7 +59,7 @@ def check_milliseconds(name: str, value: float) -> float:
     return ms
 
 
-def check_rate(name: str, value: float) -> float:
+def check_rate(name: str, value: float | str) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError):

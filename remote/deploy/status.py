@@ -125,6 +125,13 @@ def outcome_sentence(entry: dict[str, Any]) -> str:
         return f"{what} is live in slot {entry.get('slot')}{reason}."
     if outcome == "refused":
         return f"{what} was refused and never got traffic{reason}."
+    if entry.get("kind") == "shadow-end":
+        return (
+            f"Revision {entry.get('revision')}: the shadow of {entry.get('model_uri')} ended"
+            f"{reason}; the mirror is off and slot {entry.get('slot')} stopped."
+        )
+    if outcome == "shadowing":
+        return f"{what} gets copies of the live traffic in slot {entry.get('slot')}{reason}."
     if outcome == "rolled back":
         return f"{what} was rolled back{reason}."
     if outcome == "aborted":
@@ -162,6 +169,13 @@ def describe_status(answer: dict[str, Any], name: str, now: datetime.datetime) -
         lines.append(
             f"  candidate {candidate['slot']:<6} {label(candidate['model'])}  "
             f"({candidate['weight']}% of the requests)"
+        )
+    mirror = state.get("mirror")
+    if mirror:
+        until = f" until {mirror['until']}" if mirror.get("until") else ""
+        lines.append(
+            f"  shadow    {mirror['slot']:<6} {label(mirror['model'])}  ({mirror['sample']:g}% "
+            f"of the traffic copied since {mirror.get('started')}{until})"
         )
     lines.append("  slots")
     for slot, unit in answer["slots"].items():

@@ -10,30 +10,24 @@ their own under `dest`.
 
 from __future__ import annotations
 
-import re
-import shlex
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from remote.errors import EmptyWindow, MonitorError, NoReferenceSample, UnknownModel
-from remote.monitor.env import PYTHON, ensure_monitor_env
+from remote.monitor.box_report import compute_and_fetch
 from remote.monitor.options import DriftRequest
-from remote.system.agent import run_agent
-from remote.system.run import Connection, check, run
+from remote.system.run import Connection
 
 # The task's exit status when the report finds drift: not 1, which means "failed".
 DRIFT_EXIT = 3
-REPORT_TIMEOUT_S = 900
 REPORT_FILE = "report.html"
 AGENT_ERRORS: dict[str, type[MonitorError]] = {
     "no-model": UnknownModel,
     "no-reference": NoReferenceSample,
     "empty-window": EmptyWindow,
 }
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -88,26 +82,14 @@ class DriftReport:
 def report(
     conn: Connection, request: DriftRequest, dest: Path, *, say: Callable[[str], None]
 ) -> DriftReport:
-    ensure_monitor_env(conn, say)
     say("Computing the drift report on the box...")
-    remote_dir = run(conn, "mktemp -d", what="make a folder for the report").strip()
-    try:
-        answer = run_agent(
-            conn,
-            "drift-report",
-            *request.agent_args(),
-            f"--out={remote_dir}",
-            python=PYTHON,
-            timeout_s=REPORT_TIMEOUT_S,
-            errors=AGENT_ERRORS,
-            error=MonitorError,
-        )
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = _UNSAFE.sub("_", f"{answer['model']}-v{answer['version']}")
-        folder = dest / f"{name}-{stamp}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for file in answer["files"]:
-            conn.get(f"{remote_dir}/{file}", str(folder / Path(file).name))
-    finally:
-        check(conn, f"rm -rf {shlex.quote(remote_dir)}")
+    answer, folder = compute_and_fetch(
+        conn,
+        "drift-report",
+        request.agent_args(),
+        dest,
+        name=lambda a: f"{a['model']}-v{a['version']}",
+        say=say,
+        errors=AGENT_ERRORS,
+    )
     return DriftReport(answer, folder)

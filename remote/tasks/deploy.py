@@ -1,18 +1,22 @@
 """`fab deploy.*`: models served on the box behind the nginx router: blue-green, canary,
-rollback, and the TLS front door that exposes them."""
+shadow (and its report), promote and abort of what runs, rollback, and the TLS front
+door that exposes them."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import getpass
 import socket
+import webbrowser
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection
 
 from remote import contract
-from remote.deploy import apply
+from remote.deploy import apply, shadow
 from remote.deploy import status as deploy_status
 from remote.deploy.expose import close_front_door, open_front_door
 from remote.deploy.front_door import PORT, parse_cidr
@@ -25,6 +29,8 @@ from remote.deploy.plan import (
     BlueGreenPlan,
     CanaryPlan,
     RollbackPlan,
+    check_rate,
+    check_seconds,
     parse_steps,
 )
 from remote.errors import ConfigError
@@ -111,17 +117,25 @@ def canary(
     say(deploy_status.outcome_sentence(entry))
 
 
-@task
+@task(
+    help={
+        "bake": "After a shadow: seconds the blue-green deploy of its model is watched "
+        f"(default {DEFAULT_BAKE_S:.0f})."
+    }
+)
 @user_errors
-def promote(c: Any) -> None:
-    """During a canary: send it all the traffic and make the candidate live now."""
-    _on_the_running_deploy(c, apply.promote)
+def promote(c: Any, bake: str = str(DEFAULT_BAKE_S)) -> None:
+    """Make what runs live now: a canary's candidate (all the traffic), or a shadow's
+    model (a blue-green deploy, then the shadow ends)."""
+    bake_s = check_seconds("bake", bake)
+    _on_the_running_deploy(c, functools.partial(apply.promote, bake_s=bake_s))
 
 
 @task
 @user_errors
 def abort(c: Any) -> None:
-    """During a canary: all traffic back to the live slot, then stop the candidate."""
+    """End what runs: a canary (all traffic back to the live slot, then the candidate
+    stops) or a shadow (the mirror off, then the shadow slot stops)."""
     _on_the_running_deploy(c, apply.abort)
 
 
@@ -235,6 +249,65 @@ def expose(c: Any, cidr: str = "", off: bool = False) -> None:
         say(line)
 
 
+@task(
+    name="shadow",
+    help={
+        "model": "The model to shadow: a model URI as for deploy.blue-green.",
+        "sample": "Percent of the live requests copied to the shadow (default 100).",
+        "duration": "Seconds until the box ends the shadow by itself (default: no end).",
+    },
+)
+@user_errors
+def shadow_(c: Any, model: str = "", sample: str = "100", duration: str = "0") -> None:
+    """Serve a model in the shadow slot with a copy of the live traffic; live answers all."""
+    plan = shadow.plan(model, sample, duration)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = shadow.start(conn, plan, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+    say(
+        "Compare it with `fab deploy.shadow-report`; end it with `fab deploy.abort` or "
+        "`fab deploy.promote`."
+    )
+
+
+@task(
+    name="shadow-report",
+    help={
+        "tolerance": "Relative difference within which two predictions agree (default 0.05).",
+        "out": "Folder for the downloaded report (default: ./shadow-reports).",
+        "open": "Open the report in the browser.",
+    },
+)
+@user_errors
+def shadow_report(
+    c: Any,
+    tolerance: str = str(shadow.DEFAULT_TOLERANCE),
+    out: str = "shadow-reports",
+    open_: bool = False,
+) -> None:
+    """Report the running (or last) shadow against the live model; logged to MLflow."""
+    checked = check_rate("tolerance", tolerance)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        made = shadow.report(conn, Path(out).expanduser().absolute(), checked, say=say)
+    say(made.describe())
+    if open_:
+        webbrowser.open(made.html.as_uri())
+
+
 deploy = Collection(
-    "deploy", blue_green, canary, promote, abort, rollback, status, history, tunnel, stop, expose
+    "deploy",
+    blue_green,
+    canary,
+    shadow_,
+    promote,
+    abort,
+    shadow_report,
+    rollback,
+    status,
+    history,
+    tunnel,
+    stop,
+    expose,
 )

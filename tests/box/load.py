@@ -169,8 +169,10 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--stop-file", type=Path, help="stop early once this file exists")
+    parser.add_argument("--header", action="append", default=[], help="'Name: value', sent")
     args = parser.parse_args()
     load = Load(args.url, args.body.read_bytes(), args.threads, args.duration, args.max_requests)
+    load.headers = dict(h.split(": ", 1) for h in args.header)
     load.stop_file = args.stop_file
     results = load.run()
     # Written whole, then renamed: a reader never sees half of it.

@@ -66,13 +66,19 @@ def open_box(settings: BoxSettings, provider: LocalProvider) -> MlflowBox:
     return box
 
 
-def train_and_register(box: MlflowBox, name: str, *, model: str, seed: int) -> str:
-    """Train the example on this machine, logging to the box's MLflow; register it."""
+def train_and_register(
+    box: MlflowBox, name: str, *, model: str, seed: int, knobs: tuple[str, ...] = ()
+) -> str:
+    """Train the example on this machine, logging to the box's MLflow; register it.
+    `knobs`: the example's drift arguments, such as ("--speed-factor", "0.5")."""
     import mlflow
 
     with box.tracking() as url:
         done = subprocess.run(
-            [sys.executable, "train.py", "--model", model, "--rows", "1500", "--seed", str(seed)],
+            [
+                *(sys.executable, "train.py", "--model", model, "--rows", "1500"),
+                *("--seed", str(seed), *knobs),
+            ],
             cwd=TAXI,
             env={**os.environ, "MLFLOW_TRACKING_URI": url},
             capture_output=True,
@@ -160,16 +166,24 @@ class ServingBox:
 
     @contextlib.contextmanager
     def load(
-        self, body: bytes = b"", *, threads: int = 4, duration_s: float = 300
+        self,
+        body: bytes = b"",
+        *,
+        threads: int = 4,
+        duration_s: float = 300,
+        headers: dict[str, str] | None = None,
+        max_requests: int = 100_000,
     ) -> Iterator[dict[str, Any]]:
         """A steady load through the router on the box while the block runs; the dict is
         filled with the load's summary and results when it ends."""
         tag = f"mlops-load-{time.monotonic_ns()}"
         self.box.conn.put(str(LOAD_SCRIPT), f"/tmp/{tag}.py")
         self.box.conn.put(io.BytesIO(body or trips()), f"/tmp/{tag}.json")
+        sent = "".join(f"--header {shlex.quote(f'{k}: {v}')} " for k, v in (headers or {}).items())
         self.sh(
             f"cd /tmp && (setsid nohup python3 {tag}.py {ROUTER}/invocations {tag}.json "
             f"--threads {threads} --duration {duration_s} --stop-file {tag}.stop "
+            f"--max-requests {max_requests} {sent}"
             f"--out {tag}.out > {tag}.log 2>&1 < /dev/null &)"
         )
         found: dict[str, Any] = {}

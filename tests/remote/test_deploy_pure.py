@@ -37,6 +37,8 @@ def test_the_agent_and_the_controller_agree_on_every_path_and_port() -> None:
     assert contract.ENVS_DIR == paths.ENVS_DIR
     assert contract.PREDICTION_LOG_DIR == paths.PREDICTION_LOG_DIR
     assert contract.ROUTER_ACCESS_LOG == paths.ROUTER_LOG
+    assert contract.MIRROR_RELAY_PORT == paths.MIRROR_RELAY_PORT
+    assert contract.MIRROR_LOG == paths.MIRROR_LOG
     # the idle auto-stop counts a running transition as busy by this pattern
     assert fnmatch.fnmatch(f"{paths.TRANSITION_UNIT}.service", contract.DEPLOY_UNIT_PATTERN)
 

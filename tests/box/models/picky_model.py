@@ -4,7 +4,8 @@ scoring server answers with 400.
 
 most_passengers 0 fails its own input example (the warm-up refuses it); 6 passes its
 example and fails a request with 9 passengers (the bake catches it). `sleep_s` (default
-0) makes every prediction that slow (a canary's latency gate catches it).
+0) makes every prediction that slow (a canary's latency gate catches it; a slow
+shadow).
 """
 
 from __future__ import annotations
