@@ -32,14 +32,16 @@ ROUTER_LOG = "/var/log/nginx/mlops-router.log"
 MIRROR_RELAY_PORT = 8100
 MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
 SHADOW_SLOT = "shadow"
-SHADOW_END_UNIT = "mlops-shadow-end"
+# Timers are named per revision: systemd in a container may keep a finished unit loaded
+# for a while, and a name still loaded cannot be used again.
+SHADOW_END_UNIT = "mlops-shadow-end-{revision}"
 NGINX_SITES_DIR = "/etc/nginx/conf.d"
 NGINX_LOCK = "/run/lock/mlops-box-nginx.lock"
 NGINX_PID_FILE = "/run/nginx.pid"
 NGINX_ERROR_LOG = "/var/log/nginx/error.log"
 
 TRANSITION_UNIT = "mlops-deploy"
-RETIRE_UNIT = "mlops-retire-{slot}"
+RETIRE_UNIT = "mlops-retire-{slot}-{revision}"
 SYSTEM_PYTHON = "/usr/bin/python3"
 # Read, when present, for the MLflow server's credentials (basic auth) and nothing else.
 MLFLOW_ENV_FILE = "/etc/mlflow/mlflow.env"

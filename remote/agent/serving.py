@@ -74,18 +74,6 @@ def stop(by: str) -> dict[str, Any]:
     with state.changing() as current:
         state.refuse_if_busy(current)
         live = current.get("live")
-        revision = int(current.get("revision", 0)) + 1
-        current["revision"] = revision
-        current["transition"] = {
-            "revision": revision,
-            "kind": "stop",
-            "model_uri": (live or {}).get("model", {}).get("uri"),
-            "model": (live or {}).get("model"),
-            "slot": (live or {}).get("slot"),
-            "by": by,
-            "started": state.now(),
-            "log": [],
-        }
         nginx.apply_site(paths.ROUTER_SITE, None)
         for slot in paths.SLOT_PORTS:
             cancel_retire(slot)
@@ -95,8 +83,9 @@ def stop(by: str) -> dict[str, Any]:
         current.update(live=None, candidate=None, mirror=None)
         for held in current.get("slots", {}).values():
             held.update(retire_at=None, retire_revision=None)
-        state.close_transition(current, "stopped", "")
-    return {"revision": revision, "was": state.model_label((live or {}).get("model"))}
+        model = (live or {}).get("model")
+        entry = state.record_change(current, "stop", model, (live or {}).get("slot"), by, "stopped")
+    return {"revision": entry["revision"], "was": state.model_label(model)}
 
 
 def run(revision: int) -> dict[str, Any]:
@@ -168,17 +157,14 @@ def abort(by: str) -> dict[str, Any]:
 
 def _abort_candidate(current: dict[str, Any], candidate: dict[str, Any], by: str) -> Any:
     """The candidate an interrupted canary left: 100% to the live slot, then it stops."""
-    revision = int(current.get("revision", 0)) + 1
-    current["revision"] = revision
-    current["transition"] = {
-        "revision": revision,
-        "kind": "abort",
-        "model_uri": candidate["model"].get("uri"),
-        "model": candidate["model"],
-        "slot": candidate["slot"],
-        "by": by,
-        "started": state.now(),
-        "log": [f"100% to the live slot, then {candidate['slot']} stopped"],
-    }
     reconcile(current)
-    return state.close_transition(current, "aborted", "the candidate an interrupted canary left")
+    return state.record_change(
+        current,
+        "abort",
+        candidate["model"],
+        candidate["slot"],
+        by,
+        "aborted",
+        "the candidate an interrupted canary left",
+        line=f"100% to the live slot, then {candidate['slot']} stopped",
+    )

@@ -19,7 +19,7 @@ from typing import Any
 from . import paths, slots, state
 from .bluegreen import drop, start_checked
 from .failure import AgentFailure
-from .transition import apply_router, cancel_timer, log, timer
+from .transition import apply_router, cancel_timers, log, timer
 
 KIND_NO_SHADOW = "no-shadow"
 KIND_MIRROR = "mirror"
@@ -62,7 +62,8 @@ def steps(revision: int, transition: dict[str, Any], current: dict[str, Any]) ->
         log(revision, f"Mirror on: {sample:g}% of requests copied to {slot}")
         log(revision, f"A copy reached the shadow: {check_mirror(revision)}")
         if duration:
-            if not timer(paths.SHADOW_END_UNIT, duration, "shadow-end", str(revision)):
+            unit = paths.SHADOW_END_UNIT.format(revision=revision)
+            if not timer(unit, duration, "shadow-end", str(revision)):
                 raise AgentFailure(KIND_MIRROR, "The timer that ends the shadow was not made.")
             log(revision, f"A timer on the box ends the shadow at {mirror['until']}")
     except Exception as exc:
@@ -129,7 +130,8 @@ def _mirror_off(revision: int | None = None) -> dict[str, Any] | None:
 
 def end(by: str, reason: str, revision: int | None = None) -> dict[str, Any]:
     """End the running shadow: mirror off in one reload, then the slot stopped; its
-    history entry. `revision` (the timer's): only that shadow, and no error if it is gone."""
+    history entry. `revision` (the timer's, or a promote's): only that shadow, and no
+    error if it is gone (its timer may have ended it a moment before)."""
     with state.changing() as current:
         transition = current.get("transition") or {}
         if transition.get("kind") == "shadow" and state.transition_alive(transition):
@@ -143,32 +145,21 @@ def end(by: str, reason: str, revision: int | None = None) -> dict[str, Any]:
         if revision is not None:
             return {"message": f"the shadow of revision {revision} had ended already"}
         raise AgentFailure(KIND_NO_SHADOW, "No shadow is running: see `fab deploy.status`.")
-    if revision is None:  # the timer's own service must not stop itself
-        cancel_timer(paths.SHADOW_END_UNIT)
+    cancel_timers(paths.SHADOW_END_UNIT.format(revision=mirror["revision"]), service=False)
     drop(mirror["slot"])
     with state.changing() as current:
-        entry = _history(current, mirror, by, reason)
-    return dict(entry)
-
-
-def _history(current: dict[str, Any], mirror: dict[str, Any], by: str, reason: str) -> Any:
-    """One history entry for the end of a shadow: from its start to now."""
-    revision = int(current.get("revision", 0)) + 1
-    current["revision"] = revision
-    previous = current.get("transition")
-    current["transition"] = {
-        "revision": revision,
-        "kind": "shadow-end",
-        "model_uri": mirror["model"].get("uri"),
-        "model": mirror["model"],
-        "slot": mirror["slot"],
-        "from": current.get("live"),
-        "by": by,
-        "started": mirror.get("started"),
-        "log": [f"Mirror of {mirror.get('sample')}% off, slot {mirror['slot']} stopped"],
-    }
-    entry = state.close_transition(current, "ended", reason)
-    current["transition"] = previous
+        entry = state.record_change(
+            current,
+            "shadow-end",
+            mirror["model"],
+            mirror["slot"],
+            by,
+            "ended",
+            reason,
+            line=f"Mirror of {mirror.get('sample')}% off, slot {mirror['slot']} stopped",
+            started=mirror.get("started"),
+            **{"from": current.get("live")},
+        )
     return entry
 
 

@@ -88,6 +88,19 @@ def report(
     }
 
 
+def verdict(kind: str, a: dict[str, Any]) -> str:
+    """How far the shadow agrees with live, in one sentence (the report's and the task's)."""
+    if kind == "regression":
+        return (
+            f"{a['within_tolerance']:.1%} of {a['rows']} rows within {a['tolerance']:.0%}; "
+            f"mean |live - shadow| {a['mean_abs_diff']:.4g}, p95 {a['p95_abs_diff']:.4g}, "
+            f"max {a['max_abs_diff']:.4g}"
+        )
+    if kind == "classification":
+        return f"The same answer for {a['agreement_rate']:.1%} of {a['rows']} rows"
+    return "No paired predictions yet: is traffic reaching the live model?"
+
+
 def _summary(
     shadow: dict[str, Any], comparison: Comparison, relay: dict[str, int], start: str, end: str
 ) -> dict[str, Any]:
@@ -105,6 +118,7 @@ def _summary(
         "paired_requests": comparison.paired_requests,
         "unmatched_shadow": comparison.unmatched_shadow,
         "agreement": comparison.agreement,
+        "verdict": verdict(comparison.kind, comparison.agreement),
         "relay": relay,
         "top": [
             {
@@ -204,17 +218,6 @@ def _number(value: Any) -> str:
 
 def _html(summary: dict[str, Any], picture: bytes) -> list[str]:
     e = html.escape
-    a, kind = summary["agreement"], summary["kind"]
-    if kind == "regression":
-        verdict = (
-            f"{a['within_tolerance']:.1%} of {a['rows']} rows within {a['tolerance']:.0%}; "
-            f"mean |live - shadow| {a['mean_abs_diff']:.4g}, p95 {a['p95_abs_diff']:.4g}, "
-            f"max {a['max_abs_diff']:.4g}"
-        )
-    elif kind == "classification":
-        verdict = f"The same answer for {a['agreement_rate']:.1%} of {a['rows']} rows"
-    else:
-        verdict = "No paired predictions yet: is traffic reaching the live model?"
     sides = "".join(
         f"<tr><td>{name}</td><td>{e(summary[model])}</td>"
         + "".join(
@@ -236,7 +239,7 @@ def _html(summary: dict[str, Any], picture: bytes) -> list[str]:
         f"<h1>Shadow {e(summary['shadow_model'])} against live {e(summary['live_model'])}</h1>",
         f"<p>From {e(summary['since'])} to {e(summary['until'])} UTC ({sample}"
         f"{'running' if summary['running'] else 'ended'}).</p>",
-        f"<h2>{e(verdict)}</h2>",
+        f"<h2>{e(summary['verdict'])}</h2>",
         report_files.img(picture, "live against shadow, and latency"),
         "<h2>Requests</h2>",
         f"<p>{summary['paired_requests']} requests paired by request id; "

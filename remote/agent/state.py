@@ -190,6 +190,41 @@ def close_transition(state: dict[str, Any], outcome: str, reason: str = "") -> d
     return entry
 
 
+def record_change(
+    state: dict[str, Any],
+    kind: str,
+    model: dict[str, Any] | None,
+    slot: str | None,
+    by: str,
+    outcome: str,
+    reason: str = "",
+    *,
+    line: str = "",
+    started: str | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """A history entry, with a revision of its own, for a change made at once under the
+    lock (a stop, a left candidate's abort, a shadow's end); the running transition, if
+    any, stays as it was."""
+    revision = int(state.get("revision", 0)) + 1
+    state["revision"] = revision
+    running = state.get("transition")
+    state["transition"] = {
+        "revision": revision,
+        "kind": kind,
+        "model_uri": (model or {}).get("uri"),
+        "model": model,
+        "slot": slot,
+        "by": by,
+        "started": started or now(),
+        "log": [line] if line else [],
+        **more,
+    }
+    entry = close_transition(state, outcome, reason)
+    state["transition"] = running
+    return entry
+
+
 def model_label(model: dict[str, Any] | None) -> str:
     """`<name>/<version>`: what X-Model-Version carries."""
     return f"{model['name']}/{model['version']}" if model else "-"

@@ -42,6 +42,12 @@ def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]
             raise AgentFailure(
                 "nothing-to-roll-back", "Nothing to roll back to: no earlier model was live."
             )
+        if kind == "canary" and current.get("mirror"):
+            raise AgentFailure(
+                state.KIND_BUSY,
+                f"A shadow of {state.model_label(current['mirror']['model'])} runs: end it "
+                "with `fab deploy.abort` (or `fab deploy.promote`) before a canary.",
+            )
         if kind == "canary" and not current.get("live"):
             raise AgentFailure(
                 "nothing-live",
@@ -169,7 +175,7 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
     """Stop `slot` in `seconds` with a timer on the box; None when it was stopped now
     (asked for, or the timer could not be made: a warm slot is never left without one)."""
     cancel_retire(slot)
-    unit = paths.RETIRE_UNIT.format(slot=slot)
+    unit = paths.RETIRE_UNIT.format(slot=slot, revision=revision)
     if seconds > 0 and timer(unit, seconds, "retire", slot, str(revision)):
         return state.later(seconds)
     slots.stop(slot)
@@ -199,14 +205,15 @@ def timer(unit: str, seconds: float, *command: str) -> bool:
     return made.returncode == 0
 
 
-def cancel_timer(unit: str) -> None:
-    subprocess.run(
-        ["systemctl", "stop", f"{unit}.timer", f"{unit}.service"], capture_output=True, check=False
-    )
+def cancel_timers(pattern: str, *, service: bool = True) -> None:
+    """Stop the timers whose unit names match the glob `pattern` (and what they started,
+    unless `service` is False: a timer's own service must not stop itself)."""
+    units = [f"{pattern}.timer"] + ([f"{pattern}.service"] if service else [])
+    subprocess.run(["systemctl", "stop", *units], capture_output=True, check=False)
 
 
 def cancel_retire(slot: str) -> None:
-    cancel_timer(paths.RETIRE_UNIT.format(slot=slot))
+    cancel_timers(paths.RETIRE_UNIT.format(slot=slot, revision="*"))
 
 
 def retire(slot: str, revision: int) -> dict[str, Any]:

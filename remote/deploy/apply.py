@@ -159,8 +159,13 @@ def _promote_shadow(
     say(f"Promoting the shadow {status.label(mirror['model'])}: blue-green to {plan.model_uri}")
     entry = blue_green(conn, plan, by=by, say=say)
     reason = f"promoted: live in slot {entry.get('slot')}"
-    ended = _agent(conn, "shadow-end", "--by", by, "--reason", reason)
-    say(status.outcome_sentence(ended))
+    # Only this shadow: its --duration may have ended it while the deploy ran.
+    ended = _agent(conn, "shadow-end", str(mirror["revision"]), "--by", by, "--reason", reason)
+    say(
+        ended["message"].capitalize() + "."
+        if "message" in ended
+        else status.outcome_sentence(ended)
+    )
     return entry
 
 

@@ -39,34 +39,40 @@ def check_model_uri(uri: str) -> str:
     return uri
 
 
-def check_seconds(name: str, value: float | str, *, maximum: float = MAX_WAIT_S) -> float:
+def number(name: str, value: float | str, what: str) -> float:
+    """`value` as a number, or the one-line refusal: "--NAME is 'x': give WHAT." """
     try:
-        seconds = float(value)
+        return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"--{name} is {value!r}: give seconds, such as 60.") from None
+        raise ConfigError(f"--{name} is {value!r}: give {what}.") from None
+
+
+def check_seconds(name: str, value: float | str, *, maximum: float = MAX_WAIT_S) -> float:
+    seconds = number(name, value, "seconds, such as 60")
     if not 0 <= seconds <= maximum:
         raise ConfigError(f"--{name} is {value}: give seconds from 0 to {maximum:.0f}.")
     return seconds
 
 
 def check_milliseconds(name: str, value: float) -> float:
-    try:
-        ms = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{name} is {value!r}: give milliseconds, such as 500.") from None
+    ms = number(name, value, "milliseconds, such as 500")
     if not 0 <= ms <= MAX_WAIT_S * 1000:
         raise ConfigError(f"--{name} is {value}: give milliseconds, such as 500 (0: not judged).")
     return ms
 
 
 def check_rate(name: str, value: float | str) -> float:
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{name} is {value!r}: give a fraction such as 0.01.") from None
+    rate = number(name, value, "a fraction such as 0.01")
     if not 0 <= rate < 1:
         raise ConfigError(f"--{name} is {value}: give a fraction from 0 to below 1, such as 0.01.")
     return rate
+
+
+def check_percent(name: str, value: float | str) -> float:
+    percent = number(name, value, "a number such as 10")
+    if not 0 < percent <= 100:
+        raise ConfigError(f"--{name} is {value}: give a percent above 0 and at most 100.")
+    return percent
 
 
 @dataclass(frozen=True)

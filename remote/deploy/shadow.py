@@ -17,28 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from remote.deploy import apply, status
-from remote.deploy.plan import check_model_uri, check_seconds
-from remote.errors import ConfigError, DeployError
+from remote.deploy.plan import check_model_uri, check_percent, check_seconds
+from remote.errors import DeployError
 from remote.monitor.box_report import compute_and_fetch
 from remote.system.run import Connection
 
 Say = Callable[[str], None]
 DEFAULT_SAMPLE = 100.0
 DEFAULT_TOLERANCE = 0.05
-
-
-def _number(name: str, value: float | str, example: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{name} is {value!r}: give a number such as {example}.") from None
-
-
-def check_percent(name: str, value: float | str) -> float:
-    percent = _number(name, value, "10")
-    if not 0 < percent <= 100:
-        raise ConfigError(f"--{name} is {value}: give a percent above 0 and at most 100.")
-    return percent
 
 
 @dataclass(frozen=True)
@@ -99,22 +85,10 @@ class ShadowReport:
 
     def describe(self) -> str:
         a = self.answer
-        agreement, kind = a["agreement"], a["kind"]
-        if kind == "regression":
-            agree = (
-                f"{agreement['within_tolerance']:.1%} within {agreement['tolerance']:.0%}; "
-                f"mean |difference| {agreement['mean_abs_diff']:.4g}, "
-                f"p95 {agreement['p95_abs_diff']:.4g}"
-            )
-        elif kind == "classification":
-            agree = f"agreement {agreement['agreement_rate']:.1%}"
-        else:
-            agree = "no paired predictions yet"
         lines = [
             f"Shadow {a['shadow_model']} against live {a['live_model']}, from {a['since']} "
             f"to {a['until']} UTC ({'running' if a['running'] else 'ended'})",
-            f"  paired      {a['paired_requests']} requests ({agreement.get('rows', 0)} rows): "
-            f"{agree}",
+            f"  paired      {a['paired_requests']} requests: {a['verdict']}",
         ]
         for side in ("live", "shadow"):
             s = a[side]

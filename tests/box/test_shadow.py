@@ -23,6 +23,7 @@ import pytest
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from tests.box.serving_box import (
+    STATE_FILE,
     ServingBox,
     champion,
     one_line_error,
@@ -33,8 +34,9 @@ from tests.box.serving_box import (
 
 pytestmark = pytest.mark.box
 
-LIVE, SAME = "models:/taxi-duration/1", "models:/taxi-duration/1"
-DRIFTED, SLEEPY = "models:/taxi-drifted/1", "models:/taxi-sleepy/1"
+# Names of this module's own: the box tier shares one MLflow across modules.
+LIVE = SAME = "models:/shd-taxi/1"
+DRIFTED, SLEEPY = "models:/shd-drifted/1", "models:/shd-sleepy/1"
 EXPERIMENT = "mlops-box-deployments"
 MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
 SHADOW_LOG = "/var/log/mlops-box/predictions/shadow.jsonl"
@@ -45,13 +47,19 @@ LATENCY_LOAD_S = 12
 @pytest.fixture(scope="module")
 def serving(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[ServingBox]:
     box = open_box(local_settings, local_box)
-    assert train_and_register(box, "taxi-duration", model="ridge", seed=1) == "1"
-    knobs = ("--speed-factor", "0.5")
-    assert train_and_register(box, "taxi-drifted", model="ridge", seed=1, knobs=knobs) == "1"
-    register_picky(box, "taxi-sleepy", most_passengers=6, like=LIVE, sleep_s=2.0)
+    serving = ServingBox(box)
     try:
-        yield ServingBox(box)
+        # Starts from a box that serves nothing, and leaves one for the next module.
+        serving.fab("deploy.stop")
+        serving.sh(f"sudo rm -f {STATE_FILE}")
+        assert train_and_register(box, "shd-taxi", model="ridge", seed=1) == "1"
+        knobs = ("--speed-factor", "0.5")
+        assert train_and_register(box, "shd-drifted", model="ridge", seed=1, knobs=knobs) == "1"
+        register_picky(box, "shd-sleepy", most_passengers=6, like=LIVE, sleep_s=2.0)
+        yield serving
     finally:
+        serving.fab("deploy.stop")
+        serving.sh(f"sudo rm -f {STATE_FILE}")
         box.conn.close()
 
 
@@ -143,7 +151,7 @@ def test_a_shadow_of_the_live_model_agrees_fully_and_its_report_is_in_mlflow(
         assert len(runs) == 1
         run = runs[0]
         assert run.data.tags["mlops-box.model_version"] == "1"
-        assert run.data.tags["mlops-box.live_model"] == "taxi-duration/1"
+        assert run.data.tags["mlops-box.live_model"] == "shd-taxi/1"
         assert run.data.metrics["paired_requests"] == sent
         names = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id, "report")}
         assert {"report/report.html", "report/summary.png"} <= names
@@ -226,13 +234,32 @@ def test_a_10_percent_sample_of_a_drifted_model_disagrees_and_ends_by_itself(
 
 def test_promote_after_a_shadow_is_a_blue_green_switch_to_its_model(serving: ServingBox) -> None:
     shadow(serving, "--model", DRIFTED, "--sample", "50")
+    # one rollout at a time: a canary waits for the shadow's end
+    before = serving.state()
+    refused = one_line_error(serving.fab("deploy.canary", "--model", DRIFTED))
+    assert "A shadow of shd-drifted/1 runs" in refused, refused
+    assert serving.state()["mirror"] == before["mirror"]
+    assert serving.state()["live"] == before["live"]
     with serving.load(threads=2) as load:
         done = serving.fab("deploy.promote", "--bake", "2")
         assert done.returncode == 0, done.stdout + done.stderr
     assert load["summary"]["failed"] == 0, load["summary"]
     state = serving.state()
-    assert serving.live() == "taxi-drifted/1" and state["mirror"] is None
+    assert serving.live() == "shd-drifted/1" and state["mirror"] is None
     assert state["live"]["slot"] in ("blue", "green")
     assert serving.sh("systemctl is-active mlops-model@shadow || true").strip() != "active"
     assert "promoted" in state["history"][-1]["reason"]
-    assert champion(serving, "taxi-drifted") == "1"
+    assert champion(serving, "shd-drifted") == "1"
+
+
+def test_promote_goes_live_when_the_shadows_timer_ends_it_meanwhile(serving: ServingBox) -> None:
+    # The timer (8 s) fires during the promote's 20 s bake: the promote still goes live.
+    shadow(serving, "--model", SAME, "--duration", "8")
+    done = serving.fab("deploy.promote", "--bake", "20")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "had ended already" in done.stdout, done.stdout
+    state = serving.state()
+    assert serving.live() == "shd-taxi/1" and state["mirror"] is None
+    ended = [e for e in state["history"] if e["kind"] == "shadow-end"][-1]
+    assert "its --duration was over" in ended["reason"], ended
+    assert serving.sh("systemctl is-active mlops-model@shadow || true").strip() != "active"

@@ -20,6 +20,7 @@ from remote.agent.shadow_pairs import (
     read_records,
     read_relay,
 )
+from remote.agent.shadow_report import verdict
 from remote.deploy import apply
 from remote.deploy import shadow as controller
 from remote.deploy.plan import check_rate
@@ -75,6 +76,7 @@ def test_classes_agree_by_equality() -> None:
     assert found.kind == "classification"
     assert found.agreement == {"rows": 4, "agreement_rate": 0.75}
     assert [(p.live, p.shadow) for p in found.top()] == [("dog", "cat")]
+    assert verdict(found.kind, found.agreement) == "The same answer for 75.0% of 4 rows"
 
 
 def test_one_key_records_are_their_value() -> None:
@@ -102,6 +104,16 @@ def test_no_pairs_is_no_agreement_rather_than_a_division_by_zero() -> None:
     assert found.kind == "none" and found.agreement == {"rows": 0}
     assert agreement([], "regression", 0.05) == {"rows": 0}
     assert found.shadow.summary()["p99_ms"] is None
+    assert verdict(found.kind, found.agreement).startswith("No paired predictions yet")
+
+
+def test_the_verdict_of_numbers_gives_the_share_within_tolerance_and_the_differences() -> None:
+    live = [rec(str(i), [10.0]) for i in range(4)]
+    shadow_side = [rec(str(i), [v]) for i, v in enumerate([10.0, 10.2, 11.0, 14.0])]
+    found = compare(live, shadow_side, 0.05)
+    assert verdict(found.kind, found.agreement) == (
+        "50.0% of 4 rows within 5%; mean |live - shadow| 1.3, p95 4, max 4"
+    )
 
 
 def test_latency_percentiles_are_nearest_rank() -> None:
