@@ -76,5 +76,6 @@ MIRROR_RELAY_PORT = 8100
 MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
 SLOT_USER = "mlops-model"
 SLOT_UNIT_TEMPLATE = "mlops-model@.service"
+SERVING_BOOT_UNIT = "mlops-serving-boot.service"
 SLOTS_DIR = "/var/lib/mlops-box/slots"
 MODELS_DIR = "/opt/mlops-box/models"

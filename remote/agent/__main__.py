@@ -116,6 +116,7 @@ def _serving_commands(commands: Any) -> None:
         ("deploy-abort", "end a running canary (100% stable first) or shadow (mirror off)"),
     ):
         commands.add_parser(name, help=help_text).add_argument("--by", required=True)
+    commands.add_parser("serving-boot", help="at boot: close what the restart interrupted")
     stop = commands.add_parser("deploy-stop", help="stop the router and every slot")
     stop.add_argument("--by", required=True)
     commands.add_parser("deploy-status", help="the deploy state and the units")
@@ -185,6 +186,8 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
         return transition.retire(args.slot, args.revision)
     if args.command == "deploy-stop":
         return serving.stop(args.by)
+    if args.command == "serving-boot":
+        return serving.boot()
     if args.command == "deploy-status":
         return serving.status()
     if args.command == "deploy-history":

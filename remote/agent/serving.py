@@ -88,6 +88,27 @@ def stop(by: str) -> dict[str, Any]:
     return {"revision": entry["revision"], "was": state.model_label(model)}
 
 
+def boot() -> dict[str, Any]:
+    """At boot (mlops-serving-boot.service): nothing the box ran before the restart runs
+    now, so serving is made to match. A transition is closed as interrupted; a canary's
+    candidate loses its share (100% on the live slot in one reload, then it stops); a
+    shadow ends, mirror off first (its --duration timer died with the box); a slot kept
+    warm for a rollback stops (its retire timer died too); the live slot runs."""
+    with state.changing() as current:
+        state.refuse_if_busy(current)
+        reconcile(current)
+        mirror = current.get("mirror")
+        in_use = {(current.get("live") or {}).get("slot"), (mirror or {}).get("slot")}
+        for slot, held in current.get("slots", {}).items():
+            if held.get("retire_at") and slot not in in_use:
+                slots.stop(slot)
+                slots.enable(slot, on=False)
+                held.update(retire_at=None, retire_revision=None)
+    if mirror:
+        shadow.end("the box's start", "the box restarted", mirror["revision"])
+    return {"live": state.model_label((current.get("live") or {}).get("model"))}
+
+
 def run(revision: int) -> dict[str, Any]:
     """The unit mlops-deploy's body: the recorded transition's steps."""
     return bluegreen.run(revision, TRANSITIONS)

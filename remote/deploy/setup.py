@@ -12,11 +12,12 @@ from remote import contract
 from remote.changes import Changed
 from remote.errors import DeployError
 from remote.system import systemd, templates
-from remote.system.agent import ensure_agent
+from remote.system.agent import SYSTEM_PYTHON, ensure_agent, unit_command
 from remote.system.nginx import ensure_nginx
 from remote.system.run import Connection, check, run, sh, sudo
 
 UNIT_TEMPLATE = "mlops-model@.service.j2"
+BOOT_TIMEOUT_S = 120
 ROOT_DIRS = (
     "/var/lib/mlops-box/deploy",
     contract.SLOTS_DIR,
@@ -31,6 +32,15 @@ def render_slot_unit() -> str:
         user=contract.SLOT_USER,
         slots_dir=contract.SLOTS_DIR,
         log_dir=contract.PREDICTION_LOG_DIR,
+    )
+
+
+def render_boot_unit() -> str:
+    return templates.render(
+        f"{contract.SERVING_BOOT_UNIT}.j2",
+        state_file=contract.DEPLOY_STATE_FILE,
+        exec_start=unit_command("serving-boot", python=SYSTEM_PYTHON),
+        timeout_s=BOOT_TIMEOUT_S,
     )
 
 
@@ -57,7 +67,8 @@ def _layout_ok(conn: Connection) -> bool:
 
 
 def ensure_serving(conn: Connection, *, say: Callable[[str], None] = print) -> Changed:
-    """nginx (nothing public), the slot user and directories, the slot unit, the agent."""
+    """nginx (nothing public), the slot user and directories, the slot unit, the agent
+    and the unit that reconciles serving at boot (enabled, not started: it runs at boot)."""
     changed = ensure_nginx(conn, say=say)
     if not _layout_ok(conn):
         run(conn, sudo(sh(_layout_script())), what="make the serving layout", error=DeployError)
@@ -72,4 +83,13 @@ def ensure_serving(conn: Connection, *, say: Callable[[str], None] = print) -> C
             error=DeployError,
         )
     )
-    return changed.merge(ensure_agent(conn))
+    changed.merge(ensure_agent(conn))
+    return changed.merge(
+        systemd.ensure_unit(
+            conn,
+            contract.SERVING_BOOT_UNIT,
+            render_boot_unit(),
+            start=False,
+            error=DeployError,
+        )
+    )

@@ -164,6 +164,29 @@ class ServingBox:
         headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
         return int(lines[0].split()[1]), headers, text
 
+    def restart(self, timeout_s: float = 180) -> tuple[int, dict[str, str], str]:
+        """Power the box off and on (as a reboot), then wait for the router to answer a
+        prediction; that answer."""
+        self.box.provider.stop(timeout_s=60)
+        self.box.start()
+        deadline = time.monotonic() + timeout_s
+        while (answer := self.router(body=trips()))[0] != 200:
+            assert time.monotonic() < deadline, answer
+            time.sleep(2)
+        return answer
+
+    def booted(self, timeout_s: float = 60) -> dict[str, Any]:
+        """The deploy state once the box's boot unit has reconciled serving."""
+        deadline = time.monotonic() + timeout_s
+        unit = "mlops-serving-boot.service"
+        while self.sh(f"systemctl show -P ActiveState {unit}").strip() == "activating":
+            assert time.monotonic() < deadline, self.sh(f"journalctl -u {unit} | tail -5")
+            time.sleep(1)
+        assert self.sh(f"systemctl show -P Result {unit}").strip() == "success", self.sh(
+            f"journalctl -u {unit} | tail -5"
+        )
+        return self.state()
+
     @contextlib.contextmanager
     def load(
         self,

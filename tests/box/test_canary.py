@@ -287,3 +287,20 @@ def test_abort_then_the_same_command_again_and_promote(serving: ServingBox) -> N
     assert "is live in slot" in promoted.stdout and again.returncode == 0, again.stderr
     assert serving.live() == f"{MODEL}/{version}" and champion(serving, MODEL) == version
     assert load["summary"]["failed"] == 0, load["summary"]["first_failures"]
+
+
+def test_a_restart_mid_canary_gives_all_traffic_back_to_the_live_slot(serving: ServingBox) -> None:
+    # The canary's loop dies with the box; the router's config on disk still gives the
+    # candidate its share, until the boot unit puts 100% back on the live slot.
+    live, version = serving.live(), other_version(serving)
+    candidate_slot = "green" if live_slot(serving) == "blue" else "blue"
+    command = canary_args(version, "50,100", "--bake", "300", "--min-requests", "5")
+    with fab_running(serving, *command) as running:
+        revision = wait_for_step(serving, "Step 1/2 at 50%", command=running)["revision"]
+        serving.restart()
+    state = serving.booted()
+    interrupted = state["history"][-1]
+    assert interrupted["revision"] == revision and interrupted["outcome"] == "interrupted"
+    assert_rolled_back_to(serving, live, candidate_slot)
+    slots = {serving.router(body=trips())[1]["X-Model-Slot"] for _ in range(20)}
+    assert slots == {live_slot(serving)}

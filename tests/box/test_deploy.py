@@ -305,13 +305,9 @@ def test_rollback_after_the_termination_wait_starts_and_checks_the_old_slot(
 
 def test_after_a_reboot_the_live_slot_and_router_come_back(serving: ServingBox) -> None:
     before = serving.live()
-    serving.box.provider.stop(timeout_s=60)
-    serving.box.start()
-    deadline = time.monotonic() + 180
-    while (answer := serving.router(body=trips()))[0] != 200:
-        assert time.monotonic() < deadline, answer
-        time.sleep(2)
+    answer = serving.restart()
     assert answer[1]["X-Model-Version"] == before == serving.live()
+    assert serving.booted()["transition"] is None
     assert public_listeners(serving) == []
 
 

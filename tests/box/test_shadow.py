@@ -232,6 +232,19 @@ def test_a_10_percent_sample_of_a_drifted_model_disagrees_and_ends_by_itself(
     assert summary["agreement"]["mean_abs_diff"] > 2.0, summary["agreement"]
 
 
+def test_a_restart_ends_the_shadow_and_the_live_model_answers(serving: ServingBox) -> None:
+    # Its --duration timer dies with the box: the boot unit ends it, mirror off first.
+    shadow(serving, "--model", SAME, "--duration", "3600")
+    live = serving.live()
+    assert serving.restart()[1]["X-Model-Version"] == live
+    state = serving.booted()
+    assert state["mirror"] is None and serving.live() == live
+    ended = state["history"][-1]
+    assert ended["kind"] == "shadow-end" and ended["reason"] == "the box restarted", ended
+    assert ":8100 " not in serving.sh("ss -Hltn"), "the mirror relay still listens"
+    assert serving.sh("systemctl is-active mlops-model@shadow || true").strip() != "active"
+
+
 def test_promote_after_a_shadow_is_a_blue_green_switch_to_its_model(serving: ServingBox) -> None:
     shadow(serving, "--model", DRIFTED, "--sample", "50")
     # one rollout at a time: a canary waits for the shadow's end
