@@ -166,12 +166,16 @@ class ServingBox:
 
     def restart(self, timeout_s: float = 180) -> tuple[int, dict[str, str], str]:
         """Power the box off and on (as a reboot), then wait for the router to answer a
-        prediction; that answer."""
+        prediction and MLflow its /health (the next deploy resolves its model there);
+        the router's answer."""
         self.box.provider.stop(timeout_s=60)
         self.box.start()
         deadline = time.monotonic() + timeout_s
         while (answer := self.router(body=trips()))[0] != 200:
             assert time.monotonic() < deadline, answer
+            time.sleep(2)
+        while self.sh("curl -s -m 5 http://127.0.0.1:5000/health || true").strip() != "OK":
+            assert time.monotonic() < deadline, "MLflow did not answer /health after the start"
             time.sleep(2)
         return answer
 
