@@ -41,6 +41,15 @@ def _by() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+def _deploy(c: Any, act: Callable[..., dict[str, Any]]) -> None:
+    """Change what serves on the box with `act(conn, by=, say=)` (a deploy, a rollback,
+    a shadow, a promote or abort of what runs); say how it ended."""
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        entry = act(conn, by=_by(), say=say)
+    say(deploy_status.outcome_sentence(entry))
+
+
 @task(
     name="blue-green",
     help={
@@ -64,10 +73,7 @@ def blue_green(
 ) -> None:
     """Deploy a model blue-green: warm it up, switch in one reload, bake, roll back if bad."""
     plan = BlueGreenPlan(model, bake, termination_wait, max_error_rate)
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        entry = apply.blue_green(conn, plan, by=_by(), say=say)
-    say(deploy_status.outcome_sentence(entry))
+    _deploy(c, functools.partial(apply.blue_green, plan=plan))
 
 
 @task(
@@ -111,10 +117,7 @@ def canary(
         max_duration,
         termination_wait,
     )
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        entry = apply.canary(conn, plan, by=_by(), say=say)
-    say(deploy_status.outcome_sentence(entry))
+    _deploy(c, functools.partial(apply.canary, plan=plan))
 
 
 @task(
@@ -128,7 +131,7 @@ def promote(c: Any, bake: str = str(DEFAULT_BAKE_S)) -> None:
     """Make what runs live now: a canary's candidate (all the traffic), or a shadow's
     model (a blue-green deploy, then the shadow ends)."""
     bake_s = check_seconds("bake", bake)
-    _on_the_running_deploy(c, functools.partial(apply.promote, bake_s=bake_s))
+    _deploy(c, functools.partial(apply.promote, bake_s=bake_s))
 
 
 @task
@@ -136,26 +139,14 @@ def promote(c: Any, bake: str = str(DEFAULT_BAKE_S)) -> None:
 def abort(c: Any) -> None:
     """End what runs: a canary (all traffic back to the live slot, then the candidate
     stops) or a shadow (the mirror off, then the shadow slot stops)."""
-    _on_the_running_deploy(c, apply.abort)
-
-
-def _on_the_running_deploy(c: Any, act: Callable[..., dict[str, Any]]) -> None:
-    """Ask the running deploy to promote or abort, follow it, say how it ended."""
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        entry = act(conn, by=_by(), say=say)
-    say(deploy_status.outcome_sentence(entry))
+    _deploy(c, apply.abort)
 
 
 @task(help={"termination_wait": "Seconds the rolled-back slot stays warm (default 600)."})
 @user_errors
 def rollback(c: Any, termination_wait: float = DEFAULT_TERMINATION_WAIT_S) -> None:
     """Go back to the previous model (one reload while its slot is still warm)."""
-    plan = RollbackPlan(termination_wait)
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        entry = apply.rollback(conn, plan, by=_by(), say=say)
-    say(deploy_status.outcome_sentence(entry))
+    _deploy(c, functools.partial(apply.rollback, plan=RollbackPlan(termination_wait)))
 
 
 @task(help={"watch": "Follow a running deploy until it ends (reattaches after a drop)."})
@@ -260,11 +251,7 @@ def expose(c: Any, cidr: str = "", off: bool = False) -> None:
 @user_errors
 def shadow_(c: Any, model: str = "", sample: str = "100", duration: str = "0") -> None:
     """Serve a model in the shadow slot with a copy of the live traffic; live answers all."""
-    plan = shadow.plan(model, sample, duration)
-    settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        entry = shadow.start(conn, plan, by=_by(), say=say)
-    say(deploy_status.outcome_sentence(entry))
+    _deploy(c, functools.partial(shadow.start, plan=shadow.plan(model, sample, duration)))
     say(
         "Compare it with `fab deploy.shadow-report`; end it with `fab deploy.abort` or "
         "`fab deploy.promote`."

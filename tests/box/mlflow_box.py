@@ -99,6 +99,28 @@ class MlflowBox:
             stdin=subprocess.DEVNULL,
         )
 
+    def fab_in_background(self, *args: str) -> subprocess.Popen[str]:
+        """The real `fab` CLI against the test box, running while the test goes on."""
+        return subprocess.Popen(
+            [FAB, "-r", str(REPO_ROOT), *args],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @contextlib.contextmanager
+    def fab_running(self, *args: str) -> Iterator[subprocess.Popen[str]]:
+        """`fab_in_background` for the block; killed at its end if it still runs."""
+        command = self.fab_in_background(*args)
+        try:
+            yield command
+        finally:
+            if command.poll() is None:
+                command.kill()
+                command.communicate()
+
 
 def log_a_run() -> str:
     import mlflow

@@ -27,7 +27,7 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
 from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import FAB, MlflowBox
+from tests.box.mlflow_box import MlflowBox
 
 TAXI = REPO_ROOT / "examples" / "taxi"
 PICKY_MODEL = Path(__file__).with_name("models") / "picky_model.py"
@@ -131,6 +131,12 @@ class ServingBox:
 
     def fab(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.box.fab(*args)
+
+    def fab_in_background(self, *args: str) -> subprocess.Popen[str]:
+        return self.box.fab_in_background(*args)
+
+    def fab_running(self, *args: str) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+        return self.box.fab_running(*args)
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`fab deploy.blue-green ...`, which must succeed."""
@@ -261,27 +267,3 @@ def wait_for_step(
             return transition
         time.sleep(0.5)
     raise AssertionError(f"no step with {text!r}: {serving.state().get('transition')}")
-
-
-def fab_in_background(serving: ServingBox, *args: str) -> subprocess.Popen[str]:
-    """The real `fab` CLI against the test box, running while the test goes on."""
-    return subprocess.Popen(
-        [FAB, "-r", str(REPO_ROOT), *args],
-        env=serving.box.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-@contextlib.contextmanager
-def fab_running(serving: ServingBox, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """`fab_in_background` for the block; killed at its end if it still runs."""
-    command = fab_in_background(serving, *args)
-    try:
-        yield command
-    finally:
-        if command.poll() is None:
-            command.kill()
-            command.communicate()

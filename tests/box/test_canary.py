@@ -26,7 +26,6 @@ from tests.box.serving_box import (
     STATE_FILE,
     ServingBox,
     champion,
-    fab_running,
     one_line_error,
     open_box,
     register_picky,
@@ -198,7 +197,7 @@ def test_a_candidate_killed_mid_bake_rolls_back(serving: ServingBox) -> None:
     live, version = serving.live(), other_version(serving)
     candidate_slot = "green" if live_slot(serving) == "blue" else "blue"
     command = canary_args(version, "25,100", "--bake", "30", "--min-requests", "5")
-    with serving.load(threads=4) as load, fab_running(serving, *command) as running:
+    with serving.load(threads=4) as load, serving.fab_running(*command) as running:
         wait_for_step(serving, "Step 1/2 at 25%", command=running)
         time.sleep(1)
         # The model server crashes (its main process killed; systemd restarts it).
@@ -224,7 +223,7 @@ def test_no_traffic_is_never_a_pass_and_aborts_at_the_max_duration(serving: Serv
         other_version(serving), "50,100", "--bake", "2", "--min-requests", "1000",
         "--max-duration", "12",
     )  # fmt: skip
-    with fab_running(serving, *command) as running:
+    with serving.fab_running(*command) as running:
         wait_for_step(serving, "Step 1/2 at 50%", command=running)
         # A tester forces either side with a header, whatever the weight.
         for side, slot in (("always", candidate_slot), ("never", live_slot(serving))):
@@ -249,7 +248,7 @@ def test_no_traffic_is_never_a_pass_and_aborts_at_the_max_duration(serving: Serv
 def test_ssh_killed_mid_canary_the_box_finishes_it(serving: ServingBox) -> None:
     version = other_version(serving)
     with serving.load(threads=2):
-        with fab_running(serving, *canary_args(version, "20,100", *FAST)) as running:
+        with serving.fab_running(*canary_args(version, "20,100", *FAST)) as running:
             revision = wait_for_step(serving, "Step 1/2 at 20%", command=running)["revision"]
             running.send_signal(signal.SIGKILL)  # the laptop is gone, and its SSH connection
             running.wait(timeout=30)
@@ -264,7 +263,7 @@ def ask_mid_step(
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     """Run `command` in the background, and `fab <action>` once it is at `step`: both
     results."""
-    with fab_running(serving, *command) as running:
+    with serving.fab_running(*command) as running:
         wait_for_step(serving, step, command=running)
         asked = serving.fab(action)
         out, err = running.communicate(timeout=120)
@@ -295,7 +294,7 @@ def test_a_restart_mid_canary_gives_all_traffic_back_to_the_live_slot(serving: S
     live, version = serving.live(), other_version(serving)
     candidate_slot = "green" if live_slot(serving) == "blue" else "blue"
     command = canary_args(version, "50,100", "--bake", "300", "--min-requests", "5")
-    with fab_running(serving, *command) as running:
+    with serving.fab_running(*command) as running:
         revision = wait_for_step(serving, "Step 1/2 at 50%", command=running)["revision"]
         serving.restart()
     state = serving.booted()

@@ -27,7 +27,6 @@ from tests.box.serving_box import (
     STATE_FILE,
     ServingBox,
     champion,
-    fab_in_background,
     one_line_error,
     open_box,
     register_picky,
@@ -250,8 +249,8 @@ def test_a_port_taken_by_another_process_keeps_the_old_config(serving: ServingBo
 
 
 def test_a_second_deploy_while_one_runs_is_refused_naming_it(serving: ServingBox) -> None:
-    first = fab_in_background(
-        serving, "deploy.blue-green", "--model", "models:/taxi-duration/1", "--bake", "15"
+    first = serving.fab_in_background(
+        "deploy.blue-green", "--model", "models:/taxi-duration/1", "--bake", "15"
     )
     try:
         running = wait_for_step(serving, "Baking")
@@ -269,8 +268,8 @@ def test_a_second_deploy_while_one_runs_is_refused_naming_it(serving: ServingBox
 
 
 def test_ssh_killed_mid_deploy_the_box_finishes_and_status_says_so(serving: ServingBox) -> None:
-    deploy = fab_in_background(
-        serving, "deploy.blue-green", "--model", "models:/taxi-duration/2", "--bake", "20"
+    deploy = serving.fab_in_background(
+        "deploy.blue-green", "--model", "models:/taxi-duration/2", "--bake", "20"
     )
     try:
         running = wait_for_step(serving, "Baking")
@@ -327,7 +326,7 @@ def test_the_tunnel_reaches_the_router_from_this_machine(serving: ServingBox) ->
     import urllib.request
 
     port = free_port()
-    tunnel = fab_in_background(serving, "deploy.tunnel", "--port", str(port))
+    tunnel = serving.fab_in_background("deploy.tunnel", "--port", str(port))
     try:
         assert tunnel.stdout is not None
         line = tunnel.stdout.readline()

@@ -10,7 +10,6 @@ printed, the job records, the units, the MLflow runs and registered versions.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -38,7 +37,7 @@ from remote.train.records import JobRecord
 from remote.train.upload import Uploaded
 from remote.waiting import wait_for
 from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import FAB, MlflowBox
+from tests.box.mlflow_box import MlflowBox
 
 pytestmark = pytest.mark.box
 
@@ -142,24 +141,6 @@ def pip_commands(box: MlflowBox) -> int:
     """pip runs on the box so far, from sudo's own log of the commands it ran."""
     out = box.sh("sudo journalctl -q --no-pager -o cat _COMM=sudo | grep -c '/bin/pip ' || true")
     return int(out.strip() or 0)
-
-
-@contextlib.contextmanager
-def popen_fab(box: MlflowBox, *args: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [FAB, "-r", str(REPO_ROOT), *args],
-        env=box.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def read_until(proc: subprocess.Popen[str], wanted: str, timeout_s: float = 300) -> list[str]:
@@ -360,7 +341,7 @@ def test_a_dropped_connection_stops_following_but_not_the_job(
     mlflow_box: MlflowBox, tiny: Path
 ) -> None:
     follow = ("train.run", "--project", str(tiny), "--entry", "python slow.py 8")
-    with popen_fab(mlflow_box, *follow) as proc:
+    with mlflow_box.fab_running(*follow) as proc:
         lines = read_until(proc, "tick 2")
         job_id = job_id_of("".join(lines))
         # The follow command carries the pid of its sshd session: kill that session.
@@ -422,11 +403,10 @@ def test_two_jobs_at_once_and_env_values_reach_only_the_job(
 ) -> None:
     token = f"s3cr3t {secrets.token_hex(8)} $HOME"
     with (
-        popen_fab(
-            mlflow_box, "train.run", "--project", str(tiny), "--entry", "python slow.py 15"
+        mlflow_box.fab_running(
+            "train.run", "--project", str(tiny), "--entry", "python slow.py 15"
         ) as one,
-        popen_fab(
-            mlflow_box,
+        mlflow_box.fab_running(
             "train.run",
             "--project",
             str(tiny),
