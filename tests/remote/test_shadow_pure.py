@@ -108,11 +108,13 @@ def test_no_pairs_is_no_agreement_rather_than_a_division_by_zero() -> None:
 
 
 def test_the_verdict_of_numbers_gives_the_share_within_tolerance_and_the_differences() -> None:
-    live = [rec(str(i), [10.0]) for i in range(4)]
-    shadow_side = [rec(str(i), [v]) for i, v in enumerate([10.0, 10.2, 11.0, 14.0])]
+    # 20 rows: 17 equal, one off by 0.2 (within 5%), one by 1 (the p95), one by 4 (the max)
+    live = [rec(str(i), [10.0]) for i in range(20)]
+    values = [10.0] * 17 + [10.2, 11.0, 14.0]
+    shadow_side = [rec(str(i), [v]) for i, v in enumerate(values)]
     found = compare(live, shadow_side, 0.05)
     assert verdict(found.kind, found.agreement) == (
-        "50.0% of 4 rows within 5%; mean |live - shadow| 1.3, p95 4, max 4"
+        "90.0% of 20 rows within 5%; mean |live - shadow| 0.26, p95 1, max 4"
     )
 
 
