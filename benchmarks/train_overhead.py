@@ -36,7 +36,7 @@ from remote.mlflow.status import read_state
 from remote.settings import BoxSettings
 from remote.ssh import config_entry
 from remote.ssh.connection import connect
-from remote.train.environment import JobEnvironment, environment_for
+from remote.train.environment import LockedEnvironment, environment_for, lock, python_of
 
 FAB = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT)]
 
@@ -49,11 +49,11 @@ def make_project(root: Path, version: str, data_mb: int) -> None:
             data.write(os.urandom(1 << 20))
 
 
-def direct_s(settings: BoxSettings, env: JobEnvironment, job_id: str) -> float:
+def direct_s(settings: BoxSettings, env: LockedEnvironment, job_id: str) -> float:
     """The entry run on the box with one plain ssh: the baseline train.run is compared to."""
     command = (
         f"sudo -n -u {TRAIN_USER} sh -c "
-        f"'cd {JOBS_DIR}/{job_id}/project && exec {env.python} noop.py'"
+        f"'cd {JOBS_DIR}/{job_id}/project && exec {python_of(env.key)} noop.py'"
     )
     ssh = ["ssh", "-F", str(config_entry.config_path(settings)), settings.name, command]
     began = time.perf_counter()
@@ -62,7 +62,7 @@ def direct_s(settings: BoxSettings, env: JobEnvironment, job_id: str) -> float:
 
 
 def one_run(
-    label: str, project: Path, settings: BoxSettings, address: str, env: JobEnvironment
+    label: str, project: Path, settings: BoxSettings, address: str, env: LockedEnvironment
 ) -> float:
     before = accepted_logins(settings, address)
     began = time.perf_counter()
@@ -80,7 +80,7 @@ def one_run(
     job_id = done.stdout.split(":", 1)[0].removeprefix("Job ")
     uploaded = re.search(r"Uploaded (\d+) new file\(s\), (\d+) bytes", done.stdout)
     files, sent = (uploaded.group(1), int(uploaded.group(2))) if uploaded else ("?", -1)
-    built = "built" if "Building the job's environment" in done.stdout else "reused"
+    built = "built" if f"Building {env.path}" in done.stdout else "reused"
     alone = direct_s(settings, env, job_id)
     print(
         f"{label}: {took:.2f}s with train.run, {alone:.2f}s alone: overhead "
@@ -101,7 +101,7 @@ def main() -> None:
         state = read_state(conn)
         assert state, "install MLflow on the box first (fab mlflow.install)"
         version = str(state["version"])
-        env = environment_for([f"mlflow=={version}"], version)
+        env = lock(conn, environment_for([f"mlflow=={version}"], version), upgrade=False, say=print)
         conn.run(f"sudo -n rm -rf {env.path}", hide=True)
     with tempfile.TemporaryDirectory(prefix="train-overhead-") as tmp:
         project = Path(tmp)

@@ -44,6 +44,14 @@ PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"
 MONITOR_DIR = "/var/lib/mlops-box/monitor"
 LABELS_DIR = f"{MONITOR_DIR}/labels"
 ENVS_DIR = "/opt/mlops-box/envs"
+# Environments come from locks (remote/system/venv.py): uv in its own tool venv, the locks
+# the box resolved or was sent, and one package cache for every environment on the box
+# (on the local box, the host's, bind-mounted: PACKAGE_CACHE).
+UV_HOME = "/opt/mlops-box/tools/uv"
+LOCKS_DIR = "/opt/mlops-box/locks"
+PACKAGE_CACHE = "/var/cache/mlops-box"
+UV_CACHE = f"{PACKAGE_CACHE}/uv"
+WHEELHOUSE = f"{PACKAGE_CACHE}/wheels"
 
 # What other features run on the box, as the idle auto-stop sees them: a unit matching
 # one of these patterns that is running keeps the box up (training jobs are transient

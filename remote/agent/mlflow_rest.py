@@ -21,6 +21,7 @@ from .failure import AgentFailure
 TIMEOUT_S = 15
 KIND_MLFLOW = "mlflow"
 API = "/api/2.0/mlflow"
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 def unquote_env(value: str) -> str:
@@ -105,6 +106,24 @@ def create_run(
         "create the run",
     )
     return str(answer["run"]["info"]["run_id"])
+
+
+def upload_artifact(base: str, run_id: str, path: str, content: bytes) -> None:
+    """Put one file into the run's artifacts, through the server's artifact proxy
+    (`--serve-artifacts`: the run's artifact URI is mlflow-artifacts:/<where>)."""
+    info = _ok(call(base, "runs/get", run_id=run_id), f"read the run {run_id}")["run"]["info"]
+    where = str(info["artifact_uri"]).removeprefix("mlflow-artifacts:")
+    if where == info["artifact_uri"]:
+        raise AgentFailure(
+            KIND_MLFLOW, f"MLflow does not serve the run's artifacts ({where}): cannot log {path}."
+        )
+    url = f"{base}{ARTIFACTS_API}/{where.strip('/')}/{urllib.parse.quote(path)}"
+    request = urllib.request.Request(url, data=content, method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S):
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        raise AgentFailure(KIND_MLFLOW, f"MLflow did not take the artifact {path}: {exc}") from None
 
 
 def end_run(base: str, run_id: str, status: str, end_ms: int) -> None:

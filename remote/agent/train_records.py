@@ -32,6 +32,7 @@ JOBS_DIR = f"{TRAIN_DIR}/jobs"
 TRAIN_USER = "mlops-train"
 UNIT_PREFIX = "mlops-train-"
 ENV_READY = ".mlops-box-ready"  # written last into a finished environment
+ENV_LOCK = "requirements.lock"  # the lock a finished environment holds exactly
 
 JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
 ENV_KEY = re.compile(r"[0-9a-f]{16}")

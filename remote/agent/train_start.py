@@ -21,7 +21,17 @@ from typing import Any
 from . import mlflow_rest
 from .failure import AgentFailure
 from .train_jobs import mark_run
-from .train_records import ENVS_DIR, TRAIN_USER, check_id, job_dir, locked, now, unit_name, write
+from .train_records import (
+    ENV_LOCK,
+    ENVS_DIR,
+    TRAIN_USER,
+    check_id,
+    job_dir,
+    locked,
+    now,
+    unit_name,
+    write,
+)
 from .train_store import ensure_layout, env_ready, materialise, missing, take_blobs
 
 SPEC = "job.json"  # the job's description in the staging directory
@@ -91,6 +101,9 @@ def start(staging: str) -> dict[str, Any]:
                 base, experiment, job_id, spec["tags"], int(time.time() * 1000)
             )
             write(record)
+            # The exact versions the job runs with, kept with its run: a rerun can rebuild them.
+            lock = Path(ENVS_DIR, spec["env_key"], ENV_LOCK).read_bytes()
+            mlflow_rest.upload_artifact(base, record["run_id"], f"environment/{ENV_LOCK}", lock)
             materialise(spec["files"], folder_of_job / "project")
             home = folder_of_job / "home"
             home.mkdir(mode=0o700)

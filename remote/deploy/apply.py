@@ -22,7 +22,7 @@ from remote.deploy.env import ensure_env
 from remote.deploy.plan import DEFAULT_BAKE_S, BlueGreenPlan, CanaryPlan, RollbackPlan
 from remote.deploy.setup import ensure_serving
 from remote.errors import DeployBusy, DeployError, MlopsBoxError
-from remote.mlflow.spec import ENV_FILE, VENV_ROOT
+from remote.mlflow.spec import ENV_FILE, installed_python
 from remote.mlflow.status import read_state as read_mlflow_state
 from remote.system.agent import run_agent
 from remote.system.run import Connection, run
@@ -56,7 +56,7 @@ def mlflow_python(conn: Connection) -> str:
             "MLflow is not installed on the box, and a deploy resolves its model there: "
             "run `fab mlflow.install` first."
         )
-    return f"{VENV_ROOT}/{installed['version']}/bin/python"
+    return installed_python(installed)
 
 
 def prepare_and_launch(

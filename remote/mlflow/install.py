@@ -1,6 +1,8 @@
 """From the box's settings to a concrete MLflow install: which version and which stores.
 
-`install_on_box` picks the version (default: the controller's own MLflow), the backend
+`install_on_box` picks the version and its lock (default: the release and lock kept in
+the repository, the controller's own MLflow; another release is resolved on the box, and
+refused there before any change when it cannot be had), the backend
 store (SQLite on the box, or the stack's database, which the provider finds: where it
 is and its secret's ARN; the box itself reads the password), the
 artifact store (the stack's bucket where the provider has one, else a directory on the
@@ -14,10 +16,12 @@ import dataclasses
 from collections.abc import Callable
 
 from remote.changes import Changed
-from remote.errors import ConfigError
+from remote.locks import MLFLOW_SERVER, Lock, box_lock
 from remote.mlflow import server, store
-from remote.mlflow.spec import ServerSpec, controller_version, s3_artifacts
+from remote.mlflow.server import MlflowInstallError
+from remote.mlflow.spec import ServerSpec, default_version, s3_artifacts
 from remote.providers.base import Database, Provider
+from remote.system import venv
 from remote.system.run import Connection
 
 
@@ -34,21 +38,49 @@ def install_on_box(
 
     Everything is checked before the first change on the box.
     """
-    version = version or controller_version() or ""
-    if not version:
-        raise ConfigError("No MLflow on this machine to copy the version of: give --version.")
     # Validated (version, backend) before anything is asked of AWS or the box.
-    spec = ServerSpec(version=version, backend=backend)
+    spec = ServerSpec(version=version or default_version(), backend=backend)
     bucket = provider.artifact_bucket()
     if bucket:
         spec = dataclasses.replace(spec, artifacts=s3_artifacts(bucket))
+    lock = server_lock(conn, spec, say=say)
+    spec = dataclasses.replace(spec, lock_key=lock.key)
     if backend != "rds":
-        return server.install(conn, spec, say=say)
+        return server.install(conn, spec, lock, say=say)
     db = database or provider.database()
     return server.install(
         conn,
         spec,
+        lock,
         database=db,
         before_switch=lambda: store.check_database(conn, db, spec.python),
         say=say,
     )
+
+
+def server_lock(conn: Connection, spec: ServerSpec, *, say: Callable[[str], None]) -> Lock:
+    """The repository's server lock for its release; another release's, resolved on the
+    box once (preferring the repository's versions). Raises before any change when that
+    release cannot be had."""
+    kept = box_lock(MLFLOW_SERVER)
+    if spec.version == kept.version_of("mlflow"):
+        return kept
+    try:
+        return venv.resolve(
+            conn,
+            MLFLOW_SERVER,
+            spec.version,
+            spec.requirements,
+            prefer=kept,
+            say=say,
+            error=MlflowInstallError,
+        )
+    except MlflowInstallError as exc:
+        if "no version of mlflow" in str(exc) or "not found in the package registry" in str(exc):
+            raise MlflowInstallError(
+                f"MLflow {spec.version} is not on PyPI: pick a release from "
+                "https://pypi.org/project/mlflow/#history, or leave out --version to get "
+                f"{kept.version_of('mlflow')} (the controller's). The running server (if any) "
+                "and its data were left as they were."
+            ) from None
+        raise MlflowInstallError(f"{exc} The running server (if any) was left as it was.") from None

@@ -1,13 +1,15 @@
 """`install(conn, spec)`: MLflow as a systemd service on the box, idempotently.
 
-The server runs from its own virtualenv per version (/opt/mlflow/venvs/<version>) as the
+The server runs from its own virtualenv (/opt/mlflow/venvs/<version>-<lock>) as the
 system user `mlflow`, bound to 127.0.0.1. One probe reads
 everything that decides what to do (files, venv, service state); then only what differs
 is changed, and the service is restarted only if something changed.
 
-A new version goes into a new venv while the old server keeps running; only once pip
-succeeded is the service switched over (schema upgraded, unit rewritten, restarted). So
-an unknown version or a failed download leaves the running server and its data alone.
+The venv holds exactly a lock (remote/system/venv.py) and is named by the version and the
+lock's key: a new version or lock goes into a new venv while the old server keeps
+running; only once it is complete is the service switched over (schema upgraded, unit
+rewritten, restarted), and the old venv removed. So an unknown version or a failed
+download leaves the running server and its data alone.
 
 With RDS this machine never holds the database password: the install writes where the
 database is (RDS_CONFIG), and the unit's start step, on the box, reads the secret and
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from remote.changes import Changed
 from remote.errors import MlopsBoxError, WaitTimeout
+from remote.locks import Lock
 from remote.mlflow import store
 from remote.mlflow.spec import (
     CONFIG_DIR,
@@ -35,7 +38,6 @@ from remote.mlflow.spec import (
     MLFLOW_USER,
     RDS_CONFIG,
     RDS_ENV_FILE,
-    READY_MARKER,
     SQLITE_DB,
     STATE_FILE,
     UNIT_FILE,
@@ -53,7 +55,7 @@ from remote.system import files, systemd
 from remote.system.agent import ensure_agent
 from remote.system.files import RemoteFile
 from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
-from remote.system.venv import pip_install
+from remote.system.venv import READY_MARKER, ensure_env
 from remote.waiting import wait_for
 
 HEALTH_TIMEOUT_S = 180
@@ -72,7 +74,6 @@ class InstallFacts:
 
     layout_ok: bool
     venv_ready: bool
-    venv_usable: bool  # a finished venv of this version, with other extra packages
     installed_version: str | None  # what the state file says runs now; None if nothing
     active: bool
     enabled: bool
@@ -97,13 +98,13 @@ def desired_files(spec: ServerSpec, database: Database | None) -> list[RemoteFil
 
 def probe_script(spec: ServerSpec) -> str:
     marker = shlex.quote(f"{spec.venv}/{READY_MARKER}")
-    wanted = shlex.quote(" ".join(spec.requirements))
+    wanted = shlex.quote(spec.lock_key)
     return (
         f"if id -u {MLFLOW_USER} >/dev/null 2>&1 && "
         f'[ "$(stat -c %U {DATA_DIR} {LOCAL_ARTIFACTS} 2>/dev/null | sort -u)" = {MLFLOW_USER} ] '
         f"&& [ -d {CONFIG_DIR} ]; then echo layout=yes; else echo layout=no; fi; "
         f'if [ "$(cat {marker} 2>/dev/null)" = {wanted} ]; then echo venv=yes; '
-        f"elif [ -f {marker} ]; then echo venv=partial; else echo venv=no; fi; "
+        f"else echo venv=no; fi; "
         f"echo \"state=$(tr -d '\\n' < {STATE_FILE} 2>/dev/null)\"; "
         f'echo "active=$(systemctl is-active {UNIT_NAME} 2>/dev/null)"; '
         f'echo "enabled=$(systemctl is-enabled {UNIT_NAME} 2>/dev/null)"; '
@@ -122,7 +123,6 @@ def probe(conn: Connection, spec: ServerSpec, wanted: list[RemoteFile]) -> Insta
     return InstallFacts(
         layout_ok=values["layout"] == "yes",
         venv_ready=values["venv"] == "yes",
-        venv_usable=values["venv"] == "partial",
         installed_version=installed_version(values["state"]),
         active=values["active"] == "active",
         enabled=values["enabled"] == "enabled",
@@ -143,17 +143,21 @@ def installed_version(state_json: str) -> str | None:
 def install(
     conn: Connection,
     spec: ServerSpec,
+    lock: Lock,
     *,
     database: Database | None = None,
     before_switch: Callable[[], None] | None = None,
     say: Callable[[str], None] = print,
 ) -> Changed:
-    """Install or update MLflow per `spec`; restart only if something changed.
+    """Install or update MLflow per `spec`, its environment exactly `lock`; restart only
+    if something changed.
 
     `database` is where the RDS backend is (only with it). `before_switch` runs once the
     venv is ready and before anything the running server uses changes (the RDS check
     goes there).
     """
+    if spec.lock_key != lock.key:
+        raise ValueError("the spec names another lock")
     wanted = desired_files(spec, database)
     facts = probe(conn, spec, wanted)
     changed = Changed()
@@ -161,7 +165,8 @@ def install(
         _make_layout(conn)
         changed.add(f"system user {MLFLOW_USER} and {DATA_DIR}")
     if not facts.venv_ready:
-        _make_venv(conn, spec, say, fresh=not facts.venv_usable)
+        say(f"Installing MLflow {spec.version} into {spec.venv} from its lock...")
+        ensure_env(conn, spec.venv, lock, say=say, error=MlflowInstallError)
         changed.add(f"MLflow {spec.version} in {spec.venv}")
     stale = [f for f in wanted if not f.matches(facts.files[f.path])]
     if not stale and facts.active and facts.enabled and not changed:
@@ -221,8 +226,9 @@ def install(
         _sudo(conn, "rm -f " + " ".join(f"{p}{PREVIOUS}" for p in kept), "remove old copies")
     if spec.backend != "rds":  # a server moved off RDS leaves no trace of the database
         _sudo(conn, f"rm -f {RDS_CONFIG} {RDS_ENV_FILE}", "remove the RDS settings")
-    if version_changed:
-        _sudo(conn, f"rm -rf {shlex.quote(f'{VENV_ROOT}/{previous}')}", "remove the old venv")
+    if changed:  # the server runs from this venv now: the ones it ran from before go
+        others = f"find {VENV_ROOT} -mindepth 1 -maxdepth 1 ! -path {shlex.quote(spec.venv)}"
+        _sudo(conn, sh(f"{others} -exec rm -rf {{}} +"), "remove the old venvs")
     return changed
 
 
@@ -277,31 +283,6 @@ def _make_layout(conn: Connection) -> None:
         f"install -d -m 755 {CONFIG_DIR} {VENV_ROOT}"
     )
     _sudo(conn, sh(script), f"create the {MLFLOW_USER} user")
-
-
-def _make_venv(
-    conn: Connection, spec: ServerSpec, say: Callable[[str], None], *, fresh: bool
-) -> None:
-    """pip-install the requirements: into a new venv, or (fresh=False) into the finished
-    venv of the same version, which the running server may be using: only added to."""
-    venv = shlex.quote(spec.venv)
-    say(f"Installing {' '.join(spec.requirements)} into {spec.venv} (a minute or two)...")
-    if fresh:
-        _sudo(conn, sh(f"rm -rf {venv} && python3 -m venv {venv}"), "create the venv")
-    try:
-        pip_install(conn, spec.venv, spec.requirements, say=say, error=MlflowInstallError)
-    except MlflowInstallError as exc:
-        if fresh:
-            _sudo(conn, f"rm -rf {venv}", "remove the half-made venv")
-        if "No matching distribution" in str(exc) or "Could not find a version" in str(exc):
-            raise MlflowInstallError(
-                f"MLflow {spec.version} is not on PyPI: pick a release from "
-                "https://pypi.org/project/mlflow/#history, or leave out --version to get the "
-                "controller's. The running server (if any) and its data were left as they were."
-            ) from None
-        raise MlflowInstallError(f"{exc} The running server (if any) was left as it was.") from None
-    marker = f"{spec.venv}/{READY_MARKER}"
-    files.write(conn, RemoteFile(marker, " ".join(spec.requirements).encode(), 0o644))
 
 
 def _sudo(conn: Connection, command: str, what: str) -> None:

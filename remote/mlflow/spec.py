@@ -14,14 +14,13 @@ header, which a client can fill with only one of the two.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import re
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from remote import contract
+from remote import contract, locks
 from remote.agent.db import URI_KEY
 from remote.agent.envfile import env_file_line
 from remote.errors import ConfigError
@@ -49,8 +48,9 @@ UNIT_FILE = f"/etc/systemd/system/{UNIT_NAME}"
 DEFAULT_PORT = contract.MLFLOW_PORT
 DEFAULT_WORKERS = 2
 BIND_HOST = "127.0.0.1"
-# Written into a venv once pip succeeded: a half-made venv is never taken as installed.
-READY_MARKER = ".mlops-box-ready"
+# What the server's environment holds besides MLflow, whatever the backend: one lock for
+# every box (psycopg2 for RDS; boto3 for S3 artifacts and the RDS start step's secret).
+SERVER_EXTRAS = ("boto3", "psycopg2-binary")
 TEMPLATE = "mlflow.service.j2"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -65,6 +65,8 @@ class ServerSpec:
     artifacts: str = LOCAL_ARTIFACTS
     port: int = DEFAULT_PORT
     workers: int = DEFAULT_WORKERS
+    # The key of the lock its environment holds: a new lock is a new venv beside the old.
+    lock_key: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", check_version(self.version))
@@ -77,7 +79,7 @@ class ServerSpec:
 
     @property
     def venv(self) -> str:
-        return f"{VENV_ROOT}/{self.version}"
+        return f"{VENV_ROOT}/{self.version}" + (f"-{self.lock_key}" if self.lock_key else "")
 
     @property
     def python(self) -> str:
@@ -85,14 +87,8 @@ class ServerSpec:
 
     @property
     def requirements(self) -> tuple[str, ...]:
-        """What pip installs into the venv (also the ready marker's content)."""
-        extra = []
-        if self.backend == "rds":
-            extra.append("psycopg2-binary")
-        # S3 artifacts, and the RDS start step that reads the database's secret.
-        if self.backend == "rds" or self.artifacts.startswith("s3://"):
-            extra.append("boto3")
-        return (f"mlflow=={self.version}", *extra)
+        """What its environment asks for; the lock says exactly what it holds."""
+        return (f"mlflow=={self.version}", *SERVER_EXTRAS)
 
 
 def check_version(version: str) -> str:
@@ -108,19 +104,15 @@ def check_version(version: str) -> str:
     if parsed is None or parsed.epoch or parsed.local:
         raise ConfigError(
             f"--version is {version!r}: give an MLflow release such as "
-            f"{controller_version() or '3.1.0'} (see https://pypi.org/project/mlflow/#history)."
+            f"{default_version()} (see https://pypi.org/project/mlflow/#history)."
         )
     return str(parsed)
 
 
-def controller_version() -> str | None:
-    """The MLflow version installed on this machine (mlflow-skinny or mlflow), if any."""
-    for dist in ("mlflow-skinny", "mlflow"):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
+def default_version() -> str:
+    """The release the box's server runs unless told otherwise: the one its lock holds,
+    which is the controller's locked MLflow client (a test keeps the two equal)."""
+    return locks.box_lock(locks.MLFLOW_SERVER).version_of("mlflow")
 
 
 def s3_artifacts(bucket: str) -> str:
@@ -184,8 +176,15 @@ def render_state(spec: ServerSpec) -> str:
         "backend": spec.backend,
         "artifacts": spec.artifacts,
         "listen": f"{BIND_HOST}:{spec.port}",
+        "python": spec.python,
     }
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
+
+
+def installed_python(state: dict[str, object]) -> str:
+    """The Python of the server the state file describes (its MLflow client resolves
+    models, reads the store). A state written before locks names only the version."""
+    return str(state.get("python") or f"{VENV_ROOT}/{state['version']}/bin/python")
 
 
 def render_env(spec: ServerSpec) -> str:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from remote.errors import MlopsBoxError
-from remote.mlflow.spec import MLFLOW_USER, STATE_FILE, UNIT_NAME, VENV_ROOT, store_env_file
+from remote.mlflow.spec import (
+    MLFLOW_USER,
+    STATE_FILE,
+    UNIT_NAME,
+    installed_python,
+    store_env_file,
+)
 from remote.system import systemd
 from remote.system.agent import run_agent
 from remote.system.run import Connection, check
@@ -76,7 +82,7 @@ def status(conn: Connection) -> MlflowStatus:
     data = run_agent(
         conn,
         "mlflow-data",
-        python=f"{VENV_ROOT}/{version}/bin/python",
+        python=installed_python(state),
         # With RDS, the file the server's start step wrote; `-`: a server that never
         # started has none, and the agent then says to re-run the install.
         env_file=f"-{store_env_file(str(state.get('backend')))}",

@@ -12,7 +12,7 @@ from remote.deploy.front_door import parse_cidr
 from remote.errors import ConfigError
 from remote.mlflow.backup import backup as backup_db
 from remote.mlflow.install import install_on_box
-from remote.mlflow.spec import DEFAULT_PORT, controller_version
+from remote.mlflow.spec import DEFAULT_PORT, default_version
 from remote.mlflow.status import status as read_status
 from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
 
@@ -20,8 +20,8 @@ from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task,
 @task(
     help={
         "backend": "sqlite (a database on the box, the default) or rds (the stack's RDS).",
-        "version": f"MLflow version for the box (default: this machine's, "
-        f"{controller_version() or 'none found'}).",
+        "version": f"MLflow release for the box (default: {default_version()}, the locked "
+        "release, as on this machine; another is resolved on the box once).",
         "public": "Also serve MLflow at https://<box>/mlflow through the TLS front door "
         "(bearer token; see deploy.expose), opening it if needed. Off by default.",
         "cidr": "With --public: the network the front door admits (default: the one it "

@@ -29,6 +29,8 @@ from remote.train.runner import run_job, show_logs
         "memory_max": "The job's memory limit (systemd MemoryMax=, e.g. 8G): beyond it, the "
         "job is killed and reported as out of memory.",
         "detach": "Return once the job started, without following its log.",
+        "upgrade": "Resolve requirements.txt again, to the newest versions it allows (by "
+        "default a project gets the lock resolved for it the first time).",
     },
 )
 @user_errors
@@ -42,10 +44,18 @@ def run(
     env: Any = None,
     memory_max: str = "",
     detach: bool = False,
+    upgrade: bool = False,
 ) -> None:
     """Run a project on the box as a job: ship it, build its env, start it, follow its log."""
     request = JobRequest(
-        Path(project), entry, experiment, register_as, logged_model, tuple(env or ()), memory_max
+        Path(project),
+        entry,
+        experiment,
+        register_as,
+        logged_model,
+        tuple(env or ()),
+        memory_max,
+        upgrade,
     )
     job = prepare(request)
     files = job.snapshot.files

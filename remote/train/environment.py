@@ -1,32 +1,34 @@
-"""A job's Python environment on the box: one virtualenv per requirements, built once.
+"""A job's Python environment on the box: one lock per requirements, one venv per lock.
 
 The project's requirements.txt is normalised (comments and blank lines dropped, sorted,
-de-duplicated) and hashed together with the MLflow server's version: the environment is
-/var/lib/mlops-box/train/envs/<hash>. When the requirements name no MLflow, the full
-`mlflow` package of the server's version is added, so a script that lists only
-scikit-learn can still log a model (the sklearn flavour needs pandas; MLflow 3 saves with
-skops, which only the full package brings).
+de-duplicated) and hashed together with the MLflow server's version. When the
+requirements name no MLflow, the full `mlflow` package of the server's version is added,
+so a script that lists only scikit-learn can still log a model (the sklearn flavour needs
+pandas; MLflow 3 saves with skops, which only the full package brings).
 
-An environment is built by pip (through the box's wheelhouse, `system.venv`) into a
-directory of its own, then renamed into place with its ready marker; a failing install
-removes only that directory, so environments that exist are never touched.
+Those requirements are resolved once on the box into a lock, kept there under their hash
+(the same project gets the same versions next month; `fab train.run --upgrade` resolves
+again on purpose) and preferring the versions of the box's base lock where they overlap,
+so the job's MLflow, numpy and pandas are the ones other environments already hold. The
+environment /var/lib/mlops-box/train/envs/<lock key> holds exactly that lock
+(`system.venv`: built beside, renamed into place; a failure removes only its own build),
+and the job's run gets the lock as its artifact environment/requirements.lock.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from remote.agent.train_records import ENV_READY, ENVS_DIR
+from remote.agent.train_records import ENVS_DIR
 from remote.errors import MlopsBoxError
-from remote.system.run import Connection, check, run, sh, sudo
-from remote.system.venv import pip_install
+from remote.locks import BASE, Lock, box_lock
+from remote.system import venv
+from remote.system.run import Connection
 from remote.train.project import ProjectError, Snapshot
 
 REQUIREMENTS = "requirements.txt"
@@ -39,16 +41,30 @@ class JobEnvironmentError(MlopsBoxError):
 
 @dataclass(frozen=True)
 class JobEnvironment:
-    requirements: tuple[str, ...]  # what pip installs, MLflow included
+    """What a job asks for: its requirements, MLflow included, and their key."""
+
+    requirements: tuple[str, ...]
     key: str
+
+
+@dataclass(frozen=True)
+class LockedEnvironment:
+    """The environment a job runs in: the lock its requirements resolved to on the box."""
+
+    lock: Lock
+
+    @property
+    def key(self) -> str:
+        return self.lock.key
 
     @property
     def path(self) -> str:
         return f"{ENVS_DIR}/{self.key}"
 
-    @property
-    def python(self) -> str:
-        return f"{self.path}/bin/python"
+
+def python_of(env_key: str) -> str:
+    """The Python of the job environment `env_key` (a job record's)."""
+    return f"{ENVS_DIR}/{env_key}/bin/python"
 
 
 def requirements_of(snapshot: Snapshot) -> list[str]:
@@ -86,31 +102,34 @@ def environment_for(requirements: list[str], mlflow_version: str) -> JobEnvironm
     return JobEnvironment(tuple(full), hashlib.sha256(listing.encode()).hexdigest()[:16])
 
 
-def build(conn: Connection, env: JobEnvironment, *, say: Callable[[str], None]) -> None:
-    """Make the environment with pip; on failure nothing of it is left on the box."""
-    building = f"{ENVS_DIR}/.building-{env.key}-{secrets.token_hex(4)}"
-    say(f"Building the job's environment {env.key}: {' '.join(env.requirements)}")
+def lock(
+    conn: Connection, env: JobEnvironment, *, upgrade: bool, say: Callable[[str], None]
+) -> LockedEnvironment:
+    """The lock kept on the box for these requirements (resolved now if there is none, or
+    if `upgrade`); nothing of a job exists yet when it cannot be had."""
     try:
-        _root(conn, f"install -d -m 755 {ENVS_DIR} && python3 -m venv {building}", "make a venv")
-        pip_install(conn, building, env.requirements, say=say, error=JobEnvironmentError)
-        # A venv's scripts name its own path: they are pointed at the final one before the
-        # rename. A concurrent build of the same key may have won: then ours is dropped.
-        script = (
-            f"grep -rlIF -- {building} {building}/bin {building}/pyvenv.cfg | xargs -r sed -i "
-            f"'s|{building}|{env.path}|g' && echo {shlex.quote(' '.join(env.requirements))} "
-            f"> {building}/{ENV_READY} && "
-            f"{{ mv -T {building} {env.path} 2>/dev/null || rm -rf {building}; }}"
+        found = venv.resolve(
+            conn,
+            "train",
+            env.key,
+            env.requirements,
+            prefer=box_lock(BASE),
+            upgrade=upgrade,
+            say=say,
+            error=JobEnvironmentError,
         )
-        _root(conn, script, "finish the venv")
     except JobEnvironmentError as exc:
-        check(conn, sudo(f"rm -rf {building}"))
+        raise JobEnvironmentError(
+            f"{exc} Check the project's requirements.txt; no job was started."
+        ) from None
+    return LockedEnvironment(found)
+
+
+def build(conn: Connection, env: LockedEnvironment, *, say: Callable[[str], None]) -> None:
+    """Make the environment; on failure nothing of it is left on the box."""
+    try:
+        venv.ensure_env(conn, env.path, env.lock, say=say, error=JobEnvironmentError)
+    except JobEnvironmentError as exc:
         raise JobEnvironmentError(
             f"{exc} No job was started; the box's other environments are as they were."
         ) from None
-    except BaseException:
-        check(conn, sudo(f"rm -rf {building}"))
-        raise
-
-
-def _root(conn: Connection, script: str, what: str) -> None:
-    run(conn, sudo(sh(script)), what=what, error=JobEnvironmentError)

@@ -29,9 +29,10 @@ from remote.mlflow.status import read_state
 from remote.system.agent import run_agent
 from remote.system.run import Connection
 from remote.train.environment import (
-    JobEnvironment,
+    LockedEnvironment,
     build,
     environment_for,
+    lock,
     requirements_of,
 )
 from remote.train.project import (
@@ -72,6 +73,7 @@ class JobRequest:
     logged_model: str = ""
     env: tuple[str, ...] = ()
     memory_max: str = ""
+    upgrade: bool = False  # resolve the requirements again instead of reusing their lock
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class PreparedJob:
     experiment: str
     tags: dict[str, str]
 
-    def spec(self, env: JobEnvironment) -> dict[str, Any]:
+    def spec(self, env: LockedEnvironment) -> dict[str, Any]:
         """The job's description for the agent (see agent/train_jobs.py)."""
         return {
             "id": self.job_id,
@@ -107,7 +109,7 @@ class PreparedJob:
 @dataclass(frozen=True)
 class Started:
     record: JobRecord
-    environment: JobEnvironment
+    environment: LockedEnvironment
     env_built: bool
     uploaded: Uploaded
 
@@ -185,7 +187,8 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
     state = read_state(conn)
     if state is None or not state.get("version"):
         raise TrainError("MLflow is not installed on the box: run `fab mlflow.install` first.")
-    env = environment_for(job.requirements, str(state["version"]))
+    wanted = environment_for(job.requirements, str(state["version"]))
+    env = lock(conn, wanted, upgrade=job.request.upgrade, say=say)
     staging = stage(conn, job.job_id, job.spec(env))
     try:
         # Optimistic: with the environment built and every blob on the box (a rerun), this

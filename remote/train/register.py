@@ -12,7 +12,7 @@ from remote.agent.train_records import JOBS_DIR, TRAIN_USER
 from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL
 from remote.system.agent import run_agent
 from remote.system.run import Connection
-from remote.train.environment import JobEnvironment
+from remote.train.environment import python_of
 from remote.train.jobs import TrainError
 from remote.train.records import JobRecord
 
@@ -37,7 +37,7 @@ def register(conn: Connection, record: JobRecord, name: str, logged_model: str =
         "--alias",
         CHALLENGER,
         *chosen,
-        python=JobEnvironment((), record.env_key).python,
+        python=python_of(record.env_key),
         user=TRAIN_USER,
         env_file=f"{JOBS_DIR}/{record.id}/env",
         timeout_s=REGISTER_TIMEOUT_S,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from remote.locks import default_mlflow_version
 from remote.monitor.idle import check_args
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
@@ -118,7 +119,7 @@ def test_a_first_deploy_serves_through_the_router_with_headers_and_a_log(
     status, headers, body = serving.router(body=b'{"nonsense": 1}')
     assert status == 400 and "dataframe_split" in body
     assert headers["X-Model-Version"] == V1
-    assert serving.router("/version")[2].strip() == "3.17.2"
+    assert serving.router("/version")[2].strip() == default_mlflow_version()
     assert champion(serving, "taxi-duration") == "1"
     assert public_listeners(serving) == []
     assert "127.0.0.1:8000" in serving.sh("ss -Hltn")

@@ -20,17 +20,22 @@ import pytest
 
 from remote.deploy.client_files import ClientFiles
 from remote.deploy.expose import close_front_door
+from remote.locks import MLFLOW_SERVER, box_lock
 from remote.mlflow.backup import backup
 from remote.mlflow.install import install_on_box
 from remote.mlflow.server import wait_healthy
+from remote.mlflow.spec import ServerSpec
 from remote.mlflow.status import status
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
+from remote.system.venv import frozen
 from tests.box.conftest import REPO_ROOT
 from tests.box.mlflow_box import FAB, MlflowBox, free_port, https_get, log_a_run, public_listeners
 
 pytestmark = pytest.mark.box
+SERVER_LOCK = box_lock(MLFLOW_SERVER)
+VERSION = SERVER_LOCK.version_of("mlflow")  # the default release: the lock's
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +67,15 @@ def test_health_and_the_real_client_logs_and_reads_back_a_run(mlflow_box: Mlflow
     assert found.strip()
 
 
-def test_the_box_pip_filled_the_hosts_shared_cache(mlflow_box: MlflowBox) -> None:
-    cache = mlflow_box.settings.local.cache / "pip"
-    assert any(cache.rglob("*")), f"pip in the box left nothing in {cache}"
-    assert "cache-dir = /var/cache/mlops-box-pip" in mlflow_box.sh("cat /etc/pip.conf")
+def test_the_servers_env_holds_exactly_its_lock_from_the_hosts_shared_cache(
+    mlflow_box: MlflowBox,
+) -> None:
+    venv = ServerSpec(version=VERSION, lock_key=SERVER_LOCK.key).venv
+    assert mlflow_box.sh("ls /opt/mlflow/venvs").split() == [venv.rsplit("/", 1)[1]]
+    assert frozen(mlflow_box.conn, venv) == SERVER_LOCK.pins()
+    # uv in the box unpacked into the host's cache, bind-mounted: the next box links it.
+    cache = mlflow_box.settings.local.cache / "packages" / "uv"
+    assert any(cache.glob("archive-v*/*")), f"uv in the box left nothing in {cache}"
 
 
 def test_the_server_listens_on_loopback_only(mlflow_box: MlflowBox) -> None:
@@ -80,7 +90,7 @@ def test_a_second_install_changes_nothing(mlflow_box: MlflowBox) -> None:
     changed = install_on_box(mlflow_box.conn, mlflow_box.provider, say=said.append)
     assert not changed
     assert (
-        said == ["MLflow 3.17.2 is installed and running; nothing changed"]
+        said == [f"MLflow {VERSION} is installed and running; nothing changed"]
         or "nothing changed" in said[-1]
     )
     assert mlflow_box.started_at() == before
@@ -98,13 +108,13 @@ def test_an_unknown_version_fails_clearly_and_keeps_the_server(mlflow_box: Mlflo
     assert "MLflow 9.9.9 is not on PyPI" in result.stderr.strip().splitlines()[-1]
     assert mlflow_box.started_at() == before
     assert mlflow_box.sh("curl -fsS http://127.0.0.1:5000/health").strip() == "OK"
-    assert mlflow_box.sh("ls /opt/mlflow/venvs").split() == ["3.17.2"]
+    assert mlflow_box.sh("ls /opt/mlflow/venvs").split() == [f"{VERSION}-{SERVER_LOCK.key}"]
 
 
 def test_status_and_backup(mlflow_box: MlflowBox, tmp_path: Path) -> None:
     current = status(mlflow_box.conn)
     assert current.state == "active" and current.enabled
-    assert current.version == "3.17.2"
+    assert current.version == VERSION
     assert current.backend == "sqlite" and current.backend_where == "/var/lib/mlflow/mlflow.db"
     assert current.listen == "127.0.0.1:5000"
     assert int(current.runs) >= 1 and int(current.experiments) >= 2
@@ -112,7 +122,7 @@ def test_status_and_backup(mlflow_box: MlflowBox, tmp_path: Path) -> None:
     assert made.runs == int(current.runs)
     assert made.path.stat().st_mode & 0o777 == 0o600
     cli = mlflow_box.fab("mlflow.status")
-    assert cli.returncode == 0 and "3.17.2" in cli.stdout and "runs" in cli.stdout
+    assert cli.returncode == 0 and VERSION in cli.stdout and "runs" in cli.stdout
 
 
 def test_fab_mlflow_ui_tunnels_until_ctrl_c(mlflow_box: MlflowBox) -> None:

@@ -26,12 +26,14 @@ from pathlib import Path
 import pytest
 
 from remote.agent.train_records import BLOBS_DIR, ENVS_DIR, JOBS_DIR
+from remote.locks import BASE, box_lock
 from remote.mlflow.install import install_on_box
 from remote.mlflow.server import wait_healthy
 from remote.mlflow.spec import STATE_FILE
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
+from remote.system.venv import frozen
 from remote.train.jobs import JobRequest, list_jobs, prepare, show, start
 from remote.train.records import JobRecord
 from remote.train.upload import Uploaded
@@ -137,9 +139,9 @@ def nothing_left(box: MlflowBox) -> dict[str, str]:
     }
 
 
-def pip_commands(box: MlflowBox) -> int:
-    """pip runs on the box so far, from sudo's own log of the commands it ran."""
-    out = box.sh("sudo journalctl -q --no-pager -o cat _COMM=sudo | grep -c '/bin/pip ' || true")
+def installs(box: MlflowBox) -> int:
+    """uv runs on the box so far (resolving or installing), from sudo's own log."""
+    out = box.sh("sudo journalctl -q --no-pager -o cat _COMM=sudo | grep -c '/bin/uv ' || true")
     return int(out.strip() or 0)
 
 
@@ -196,9 +198,9 @@ def test_bad_inputs_are_refused_in_one_line_before_any_job(
     (broken / "requirements.txt").write_text("mlops-box-no-such-package==0.0.1\n")
     failed = mlflow_box.fab("train.run", "--project", str(broken))
     error = one_line_error(failed)
-    assert error.startswith("pip could not install mlops-box-no-such-package==0.0.1")
-    assert "No matching distribution found for mlops-box-no-such-package" in error
-    assert "No job was started" in error
+    assert error.startswith("Cannot resolve mlops-box-no-such-package==0.0.1")
+    assert "mlops-box-no-such-package was not found in the package registry" in error
+    assert "no job was started" in error
     assert nothing_left(mlflow_box) == before
 
 
@@ -265,7 +267,7 @@ def test_the_example_trains_and_registers_a_new_version_each_time(
     assert not writable.ok
 
 
-def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_runs_no_pip(
+def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_installs_nothing(
     mlflow_box: MlflowBox, tiny: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "rerun"
@@ -274,7 +276,7 @@ def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_runs_no_pip(
     # However warm the box is, after this first run it has the blobs and the environment.
     first = start(mlflow_box.conn, prepare(JobRequest(project, "python noop.py")), say=said.append)
     wait_ended(mlflow_box, first.record.id)
-    pip_before = pip_commands(mlflow_box)
+    installs_before = installs(mlflow_box)
     blobs_before = mlflow_box.sh(f"sudo ls {BLOBS_DIR}")
     env_before = mlflow_box.sh(f"sudo stat -c '%i %Y' {first.environment.path}")
 
@@ -283,7 +285,7 @@ def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_runs_no_pip(
     assert again.uploaded == Uploaded(blobs=0, bytes=0)
     assert not again.env_built
     assert again.environment == first.environment
-    assert pip_commands(mlflow_box) == pip_before
+    assert installs(mlflow_box) == installs_before
     assert mlflow_box.sh(f"sudo ls {BLOBS_DIR}") == blobs_before
     assert mlflow_box.sh(f"sudo stat -c '%i %Y' {first.environment.path}") == env_before
     assert wait_ended(mlflow_box, again.record.id).state == "succeeded"
@@ -294,6 +296,31 @@ def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_runs_no_pip(
     )
     assert changed.uploaded.blobs == 1 and changed.uploaded.bytes > 0
     assert wait_ended(mlflow_box, changed.record.id).state == "succeeded"
+
+
+def test_a_jobs_env_holds_exactly_its_lock_which_its_run_keeps_until_upgrade(
+    mlflow_box: MlflowBox, tiny: Path
+) -> None:
+    import mlflow
+
+    said: list[str] = []
+    job = start(mlflow_box.conn, prepare(JobRequest(tiny, "python noop.py")), say=said.append)
+    record = wait_ended(mlflow_box, job.record.id)
+    lock = job.environment.lock
+    assert frozen(mlflow_box.conn, job.environment.path) == lock.pins()
+    # Resolved against the box's base lock: the same MLflow and pandas as other envs.
+    base = box_lock(BASE).pins()
+    assert all(lock.pins()[name] == base[name] for name in ("mlflow", "pandas", "numpy"))
+    with mlflow_box.tracking():
+        kept = mlflow.artifacts.load_text(f"runs:/{record.run_id}/environment/requirements.lock")
+    assert kept == lock.text
+    # --upgrade resolves the same requirements again, on purpose.
+    said.clear()
+    again = prepare(JobRequest(tiny, "python noop.py", upgrade=True))
+    upgraded = start(mlflow_box.conn, again, say=said.append)
+    assert any(line.startswith("Resolving ") for line in said), said
+    assert upgraded.environment.lock.pins()["mlflow"] == lock.pins()["mlflow"]
+    assert wait_ended(mlflow_box, upgraded.record.id).state == "succeeded"
 
 
 def test_register_as_refuses_a_run_that_logged_no_model(

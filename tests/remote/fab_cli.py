@@ -106,11 +106,12 @@ def copy_project(dest: Path) -> Path:
     """A copy of the project's fab side at `dest`: `fab -r dest` imports remote/ from it,
     so its PROJECT_DIR (fabric.yaml, Pulumi files, sshconfig.template) is `dest`."""
     dest.mkdir()
-    for name in ("fabfile.py", "fabric.yaml", "Pulumi.yaml", "sshconfig.template"):
+    for name in ("fabfile.py", "fabric.yaml", "Pulumi.yaml", "sshconfig.template", "uv.lock"):
         shutil.copy(REPO_ROOT / name, dest / name)
-    shutil.copytree(
-        REPO_ROOT / "remote", dest / "remote", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("remote", "locks"):
+        shutil.copytree(
+            REPO_ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return dest
 
 

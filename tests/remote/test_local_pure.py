@@ -128,11 +128,11 @@ def test_debootstrap_and_nspawn_commands() -> None:
     assert cmd[-3:] == ["bookworm", "/c/x", "http://m/debian"]
     assert "openssh-server" in cmd[2] and "systemd-sysv" in cmd[2]
     boot = nspawn.command(
-        Path("/r/box/rootfs"), "box", Path("/run/netns/mlbox-box"), Path("/c/pip")
+        Path("/r/box/rootfs"), "box", Path("/run/netns/mlbox-box"), Path("/c/packages")
     )
     assert "--boot" in boot and "--register=no" in boot and "--machine=box" in boot
     assert "--network-namespace-path=/run/netns/mlbox-box" in boot
-    assert "--bind=/c/pip:/var/cache/mlops-box-pip" in boot
+    assert "--bind=/c/packages:/var/cache/mlops-box" in boot
 
 
 def test_renderers() -> None:
@@ -141,7 +141,7 @@ def test_renderers() -> None:
     assert "PermitRootLogin no" in boxconfig.render_sshd_drop_in()
     assert boxconfig.render_pip_conf() == (
         "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
-        "cache-dir = /var/cache/mlops-box-pip\n"
+        "cache-dir = /var/cache/mlops-box/pip\n"
     )
     assert boxconfig.render_resolv_conf(["10.0.0.1"]) == "nameserver 10.0.0.1\n"
     assert "127.0.1.1\tbox" in boxconfig.render_hosts("box")

@@ -12,7 +12,8 @@ from remote.mlflow.spec import (
     RDS_CONFIG,
     RDS_ENV_FILE,
     ServerSpec,
-    controller_version,
+    default_version,
+    installed_python,
     render_env,
     render_rds_config,
     render_state,
@@ -24,8 +25,8 @@ from tests.remote.moto_rds import EXAMPLE_DATABASE
 
 
 def test_the_default_server_listens_on_loopback_and_proxies_artifacts() -> None:
-    args = server_args(ServerSpec(version="3.17.2"))
-    assert args[:2] == ["/opt/mlflow/venvs/3.17.2/bin/mlflow", "server"]
+    args = server_args(ServerSpec(version="3.17.2", lock_key="0123abcd"))
+    assert args[:2] == ["/opt/mlflow/venvs/3.17.2-0123abcd/bin/mlflow", "server"]
     assert args[args.index("--host") + 1] == "127.0.0.1"
     assert args[args.index("--port") + 1] == "5000"
     assert "--serve-artifacts" in args
@@ -39,7 +40,7 @@ def test_sqlite_keeps_its_store_uri_in_the_env_file_and_has_no_start_step() -> N
     assert "--backend-store-uri" not in unit and "ExecStartPre" not in unit
     assert f"EnvironmentFile={ENV_FILE}\n" in unit and RDS_ENV_FILE not in unit
     assert 'MLFLOW_BACKEND_STORE_URI="sqlite:////var/lib/mlflow/mlflow.db"' in render_env(spec)
-    assert spec.requirements == ("mlflow==3.17.2",)
+    assert spec.requirements == ("mlflow==3.17.2", "boto3", "psycopg2-binary")
 
 
 def test_rds_reads_the_secret_on_the_box_at_every_start() -> None:
@@ -58,7 +59,7 @@ def test_rds_reads_the_secret_on_the_box_at_every_start() -> None:
     assert unit.index(start_step) < exec_start
     # The server's own env file has no store URI; the start step needs boto3.
     assert "MLFLOW_BACKEND_STORE_URI" not in render_env(spec)
-    assert spec.requirements == ("mlflow==3.17.2", "psycopg2-binary", "boto3")
+    assert "boto3" in spec.requirements
 
 
 def test_the_rds_coordinates_hold_nothing_secret() -> None:
@@ -78,8 +79,10 @@ def test_the_unit_restarts_on_failure_starts_at_boot_and_runs_as_mlflow() -> Non
     assert "Restart=on-failure" in unit
     assert "WantedBy=multi-user.target" in unit
     assert "User=mlflow" in unit
-    state = json.loads(render_state(ServerSpec(version="3.17.2")))
+    state = json.loads(render_state(ServerSpec(version="3.17.2", lock_key="0123abcd")))
     assert state["listen"] == "127.0.0.1:5000"
+    assert installed_python(state) == "/opt/mlflow/venvs/3.17.2-0123abcd/bin/python"
+    assert installed_python({"version": "3.1.0"}) == "/opt/mlflow/venvs/3.1.0/bin/python"
     assert state["artifacts"] == "/var/lib/mlflow/artifacts"
     assert state["version"] == "3.17.2"
 
@@ -110,4 +113,4 @@ def test_bad_specs_are_refused(kwargs: dict[str, object], match: str) -> None:
 def test_the_default_version_is_the_controllers() -> None:
     import importlib.metadata
 
-    assert controller_version() == importlib.metadata.version("mlflow-skinny")
+    assert default_version() == importlib.metadata.version("mlflow-skinny")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from remote.errors import ProviderError
 from remote.local_files import write_atomically
-from remote.providers.local.nspawn import BOX_PIP_CACHE
+from remote.providers.local.nspawn import BOX_PACKAGE_CACHE
 from remote.providers.local.run import run
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -58,9 +58,9 @@ def render_sshd_drop_in() -> str:
 
 
 def render_pip_conf() -> str:
-    """pip trusts the CAs the box trusts, and uses the host's shared cache (bind-mounted
-    at every start), so each package is downloaded once per machine, not once per box."""
-    return f"[global]\ncert = {BOX_CA_BUNDLE}\ncache-dir = {BOX_PIP_CACHE}\n"
+    """pip trusts the CAs the box trusts, and keeps its cache in the host's shared one
+    (bind-mounted at every start)."""
+    return f"[global]\ncert = {BOX_CA_BUNDLE}\ncache-dir = {BOX_PACKAGE_CACHE}/pip\n"
 
 
 def render_environment() -> str:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from remote import contract
 from remote.errors import ProviderError, WaitTimeout
 from remote.waiting import wait_for
 
@@ -27,11 +28,12 @@ BOOT_EXEC_TIMEOUT_S = 10.0
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-# Where the host's shared pip cache appears inside every local box (see boxconfig).
-BOX_PIP_CACHE = "/var/cache/mlops-box-pip"
+# Where the host's shared package cache appears inside every local box: uv's cache and
+# uv's own wheel (remote/system/venv.py) and pip's cache (boxconfig).
+BOX_PACKAGE_CACHE = contract.PACKAGE_CACHE
 
 
-def command(rootfs: Path, machine: str, netns_path: Path, pip_cache: Path) -> list[str]:
+def command(rootfs: Path, machine: str, netns_path: Path, package_cache: Path) -> list[str]:
     return [
         "systemd-nspawn",
         "--boot",
@@ -46,9 +48,9 @@ def command(rootfs: Path, machine: str, netns_path: Path, pip_cache: Path) -> li
         "--resolv-conf=off",
         # No tty here: print the boot log (into the log file) and read nothing.
         "--console=read-only",
-        # One pip cache on the host for every box: each on-box environment downloads a
-        # package once per machine, not once per box (the test tier builds many boxes).
-        f"--bind={pip_cache}:{BOX_PIP_CACHE}",
+        # One package cache on the host for every box: each on-box environment downloads
+        # a package once per machine, not once per box (the test tier builds many boxes).
+        f"--bind={package_cache}:{BOX_PACKAGE_CACHE}",
     ]
 
 

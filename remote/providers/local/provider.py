@@ -123,7 +123,7 @@ class LocalProvider:
             self.log_file.write_text("")
             pid = nspawn.boot(
                 nspawn.command(
-                    self.rootfs, self.name, netns.NETNS_DIR / plan.netns, self._pip_cache()
+                    self.rootfs, self.name, netns.NETNS_DIR / plan.netns, self._package_cache()
                 ),
                 self.log_file,
                 self.name,
@@ -273,8 +273,8 @@ class LocalProvider:
                 "run `fab box.create` first."
             )
 
-    def _pip_cache(self) -> Path:
-        cache = self.settings.local.cache / "pip"
+    def _package_cache(self) -> Path:
+        cache = self.settings.local.cache / "packages"
         cache.mkdir(mode=0o755, parents=True, exist_ok=True)
         return cache
 
