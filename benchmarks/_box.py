@@ -6,8 +6,9 @@ from pathlib import Path
 
 from fabric import Config
 
+from remote.fabric_config import CONFIG_DEFAULTS
 from remote.providers import get_provider
-from remote.settings import CONFIG_DEFAULTS, BoxSettings, load_settings
+from remote.settings import BoxSettings, load_settings
 from remote.ssh.connection import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
