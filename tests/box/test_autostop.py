@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from remote.box.autostop import check_args
 from remote.contract import IDLE_DIR, IDLE_TIMER, KEEPALIVE_FILE, ROUTER_ACCESS_LOG
-from remote.monitor.idle import check_args
 from remote.providers.base import State
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings

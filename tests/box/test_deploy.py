@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from remote.monitor.idle import check_args
+from remote.box.autostop import check_args
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.agent import run_agent
