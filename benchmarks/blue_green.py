@@ -4,7 +4,7 @@ Against a box where MLflow runs and two versions of a model are registered (for 
 the local box after the main job and two `examples/taxi/train.py` runs), in one run:
 
   1. makes --v1 live (a blue-green deploy, if it is not live already);
-  2. starts a steady load on the box (tests/box/load.py: threads with keep-alive
+  2. starts a steady load on the box (tests/box/harness/load.py: threads with keep-alive
      connections, next to the router) and measures latency in alternating windows,
      through the router and straight to the live slot;
   3. under that same load, deploys --v2 blue-green, then rolls back inside the
@@ -38,7 +38,7 @@ from remote.providers import get_provider
 from remote.tasks._common import box_connection
 
 sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
-from tests.box.serving_box import LOAD_SCRIPT, trips
+from tests.box.harness.serving_box import LOAD_SCRIPT, trips
 
 STATE = "/var/lib/mlops-box/deploy/state.json"
 

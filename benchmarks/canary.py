@@ -5,7 +5,7 @@ example the local box after the serving tests: models:/taxi-duration/1, and
 models:/taxi-picky/1, which answers 400 for trips of 9 passengers), in one run:
 
   1. makes --live live (a blue-green deploy, if it is not live already);
-  2. starts a steady load of 9-passenger trips on the box (tests/box/load.py: threads
+  2. starts a steady load of 9-passenger trips on the box (tests/box/harness/load.py: threads
      with keep-alive connections, next to the router);
   3. under that load, runs `fab deploy.canary --model <broken> --steps 5,100`, which
      must roll back by itself at 5%;
@@ -34,7 +34,7 @@ from remote.providers import get_provider
 from remote.tasks._common import box_connection
 
 sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
-from tests.box.serving_box import trips
+from tests.box.harness.serving_box import trips
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from remote.ssh import keys  # noqa: E402
 from remote.system import files  # noqa: E402
 from remote.system.bootstrap import bootstrap  # noqa: E402
 from remote.system.files import RemoteFile  # noqa: E402
-from tests.box.mlflow_box import MlflowBox  # noqa: E402
+from tests.box.harness.mlflow_box import MlflowBox  # noqa: E402
 from tests.prediction_log import lines  # noqa: E402
 from tests.taxi_example import example_module  # noqa: E402
 

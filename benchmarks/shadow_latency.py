@@ -3,11 +3,11 @@ with one that takes 2 s, in one run (goal: at most 1.2x the p99 without a shadow
 
 Against a box where a model is live and the shadows are registered (for example the
 local box after the main job, an `examples/taxi/train.py` run deployed with
-`fab deploy.blue-green`, and tests/box/models/picky_model.py logged with
+`fab deploy.blue-green`, and tests/box/harness/models/picky_model.py logged with
 `model_config={"most_passengers": 6, "sleep_s": 2.0}`, as tests/box/test_shadow.py
 does), in one run:
 
-  1. measures the live latency under a steady load on the box (tests/box/load.py:
+  1. measures the live latency under a steady load on the box (tests/box/harness/load.py:
      threads with keep-alive connections, next to the router) with no shadow;
   2. starts `--fast` as a shadow of every request (`--sample 100`), measures again, ends it;
   3. the same with `--slow`;

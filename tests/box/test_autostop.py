@@ -30,8 +30,8 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.system.agent import run_agent
-from tests.box.conftest import find_leftovers
-from tests.box.mlflow_box import MlflowBox
+from tests.box.harness.local_box import find_leftovers
+from tests.box.harness.mlflow_box import MlflowBox
 
 pytestmark = pytest.mark.box
 

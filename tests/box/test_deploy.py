@@ -22,8 +22,8 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.agent import run_agent
 from remote.system.nginx import NginxError, ensure_site
-from tests.box.mlflow_box import free_port
-from tests.box.serving_box import (
+from tests.box.harness.mlflow_box import free_port
+from tests.box.harness.serving_box import (
     STATE_FILE,
     ServingBox,
     champion,
