@@ -4,7 +4,7 @@ Against a box where MLflow runs and two versions of a model are registered (for 
 the local box after the main job and two `examples/taxi/train.py` runs), in one run:
 
   1. makes --v1 live (a blue-green deploy, if it is not live already);
-  2. starts a steady load on the box (tests/box/load.py: threads with keep-alive
+  2. starts a steady load on the box (tests/box/harness/load.py: threads with keep-alive
      connections, next to the router) and measures latency in alternating windows,
      through the router and straight to the live slot;
   3. under that same load, deploys --v2 blue-green, then rolls back inside the
@@ -22,99 +22,31 @@ The box is the one fabric.yaml / FABRIC_BOX_* select. It prints figures, asserts
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
-from _box import REPO_ROOT, box_settings
-
-from remote.providers import get_provider
-from remote.tasks._common import box_connection
-
-sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
-from tests.box.serving_box import LOAD_SCRIPT, trips
-
-STATE = "/var/lib/mlops-box/deploy/state.json"
-
-
-def fab(*args: str) -> str:
-    command = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT), *args]
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise SystemExit(f"`fab {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-class BoxLoad:
-    """The load client on the box, started in the background and stopped by a file."""
-
-    def __init__(self, conn: Any, tag: str, body: bytes | None = None) -> None:
-        self.conn, self.tag = conn, f"/tmp/mlops-bench-{tag}"
-        conn.put(str(LOAD_SCRIPT), f"{self.tag}.py")
-        conn.put(io.BytesIO(body or trips()), f"{self.tag}.json")
-
-    def start(self, url: str, threads: int, duration_s: float) -> None:
-        t = self.tag
-        self.conn.run(
-            f"rm -f {t}.stop {t}.out; (setsid nohup python3 {t}.py {url} {t}.json "
-            f"--threads {threads} --duration {duration_s} --stop-file {t}.stop --out {t}.out "
-            f"> {t}.log 2>&1 < /dev/null &)",
-            hide=True,
-        )
-
-    def stop(self) -> dict[str, Any]:
-        self.conn.run(f"touch {self.tag}.stop", hide=True)
-        deadline = time.monotonic() + 120
-        while not self.conn.run(f"test -f {self.tag}.out", hide=True, warn=True).ok:
-            if time.monotonic() > deadline:
-                raise SystemExit(self.conn.run(f"cat {self.tag}.log", hide=True).stdout)
-            time.sleep(0.5)
-        return dict(json.loads(self.conn.run(f"cat {self.tag}.out", hide=True).stdout))
-
-    def clean(self) -> None:
-        self.conn.run(f"rm -f {self.tag}.*", hide=True, warn=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
-
-
-def latencies(result: dict[str, Any]) -> list[float]:
-    return [r["end"] - r["start"] for r in result["results"] if r["status"] == 200]
-
-
-def state(conn: Any) -> dict[str, Any]:
-    return dict(json.loads(conn.run(f"cat {STATE}", hide=True).stdout))
-
-
-def ensure_live(conn: Any, uri: str) -> dict[str, Any]:
-    """Make `uri` live (a blue-green deploy, unless it is live already); its assignment."""
-    live = state(conn)["live"] if conn.run(f"test -f {STATE}", warn=True).ok else None
-    if not live or live["model"]["uri"] != uri:
-        print(f"1. deploying {uri}", flush=True)
-        fab("deploy.blue-green", "--model", uri, "--bake", "0")
-        live = state(conn)["live"]
-    print(f"1. live: {uri} in {live['slot']}", flush=True)
-    return dict(live)
+from harness import (
+    BoxLoad,
+    arguments,
+    ensure_live,
+    fab,
+    figure,
+    latencies,
+    open_box,
+    percentile,
+    state,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--v1", required=True, help="the model to start from")
     parser.add_argument("--v2", required=True, help="the model to switch to")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--window", type=float, default=5.0, help="seconds per latency window")
     parser.add_argument("--windows", type=int, default=3, help="router/slot window pairs")
     args = parser.parse_args()
-    settings, _ = box_settings()
-    with box_connection(settings, get_provider(settings)) as conn:
+    with open_box() as conn:
         live = ensure_live(conn, args.v1)
         slot_url = f"http://127.0.0.1:{8101 if live['slot'] == 'blue' else 8102}/invocations"
         router_url = "http://127.0.0.1:8000/invocations"
@@ -150,7 +82,7 @@ def main() -> None:
         f"requests under load across switch and rollback: {summary['requests']}, "
         f"versions {summary['versions']}"
     )
-    print(f"failed requests (goal 0):                     {summary['failed']}")
+    figure("failed requests (goal 0)", f"{summary['failed']}")
     print(f"re-sent after a reset at a reload (nginx<1.27.4): {summary['resent']}")
     print(
         f"switch, healthy candidate to 100% (goal <1 s): {switched['switch_ms']:.0f} ms "

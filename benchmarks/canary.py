@@ -5,7 +5,7 @@ example the local box after the serving tests: models:/taxi-duration/1, and
 models:/taxi-picky/1, which answers 400 for trips of 9 passengers), in one run:
 
   1. makes --live live (a blue-green deploy, if it is not live already);
-  2. starts a steady load of 9-passenger trips on the box (tests/box/load.py: threads
+  2. starts a steady load of 9-passenger trips on the box (tests/box/harness/load.py: threads
      with keep-alive connections, next to the router);
   3. under that load, runs `fab deploy.canary --model <broken> --steps 5,100`, which
      must roll back by itself at 5%;
@@ -21,32 +21,20 @@ The box is the one fabric.yaml / FABRIC_BOX_* select. It prints figures, asserts
 
 from __future__ import annotations
 
-import argparse
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from _box import REPO_ROOT, box_settings
-from blue_green import BoxLoad, ensure_live, state
-
-from remote.providers import get_provider
-from remote.tasks._common import box_connection
-
-sys.path.insert(0, str(REPO_ROOT))  # the load client and its request live with the box tests
-from tests.box.serving_box import trips
+from harness import BoxLoad, arguments, ensure_live, figure, open_box, run_fab, state, trips
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--live", required=True, help="a healthy model, live during the run")
     parser.add_argument("--broken", required=True, help="a model that answers 400 to the load")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--min-requests", type=int, default=5)
     parser.add_argument("--bake", type=float, default=30.0, help="the 5% step's bake")
     args = parser.parse_args()
-    settings, _ = box_settings()
-    with box_connection(settings, get_provider(settings)) as conn:
+    with open_box() as conn:
         live = ensure_live(conn, args.live)
         candidate_slot = "green" if live["slot"] == "blue" else "blue"
         load = BoxLoad(conn, str(time.monotonic_ns()), trips(passengers=9))
@@ -56,10 +44,7 @@ def main() -> None:
             time.sleep(3)
             print(f"3. canary of {args.broken} at 5%", flush=True)
             started = time.monotonic()
-            command = [
-                str(Path(sys.executable).with_name("fab")),
-                "-r",
-                str(REPO_ROOT),
+            done = run_fab(
                 "deploy.canary",
                 "--model",
                 args.broken,
@@ -69,8 +54,7 @@ def main() -> None:
                 str(args.bake),
                 "--min-requests",
                 str(args.min_requests),
-            ]
-            done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            )
             command_s = time.monotonic() - started
             entry = state(conn)["history"][-1]
             time.sleep(2)
@@ -92,9 +76,9 @@ def main() -> None:
         )
     summary = run["summary"]
     print(f"requests under load: {summary['requests']}, versions {summary['versions']}")
-    print(f"failed requests of the candidate (its measured cost):    {len(failed) - len(on_live)}")
-    print(f"failed live requests (goal 0):                           {len(on_live)}")
-    print(f"re-sent after a reset at a reload (nginx<1.27.4):        {summary['resent']}")
+    figure("failed requests of the candidate (its measured cost)", f"{len(failed) - len(on_live)}")
+    figure("failed live requests (goal 0)", f"{len(on_live)}")
+    figure("re-sent after a reset at a reload (nginx<1.27.4)", f"{summary['resent']}")
 
 
 if __name__ == "__main__":

@@ -18,33 +18,30 @@ It prints figures and asserts nothing; the box is destroyed at the end.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from harness import REPO_ROOT, arguments
 
-from remote.contract import LABELS_DIR, PREDICTION_LOG_DIR  # noqa: E402
-from remote.mlflow.install import install_on_box  # noqa: E402
-from remote.monitor.drift import report  # noqa: E402
-from remote.monitor.env import ensure_monitor_env  # noqa: E402
-from remote.monitor.options import DriftRequest  # noqa: E402
-from remote.providers.local.provider import LocalProvider  # noqa: E402
-from remote.settings import load_settings  # noqa: E402
-from remote.ssh import keys  # noqa: E402
-from remote.system import files  # noqa: E402
-from remote.system.bootstrap import bootstrap  # noqa: E402
-from remote.system.files import RemoteFile  # noqa: E402
-from tests.box.mlflow_box import MlflowBox  # noqa: E402
-from tests.prediction_log import lines  # noqa: E402
-from tests.taxi_example import example_module  # noqa: E402
+from remote.contract import LABELS_DIR, PREDICTION_LOG_DIR
+from remote.mlflow.install import install_on_box
+from remote.monitor.drift import report
+from remote.monitor.env import ensure_monitor_env
+from remote.monitor.options import DriftRequest
+from remote.providers.local.provider import LocalProvider
+from remote.settings import load_settings
+from remote.ssh import keys
+from remote.system import files
+from remote.system.bootstrap import bootstrap
+from remote.system.files import RemoteFile
+from tests.box.harness.mlflow_box import MlflowBox
+from tests.prediction_log import lines
+from tests.taxi_example import example_module
 
 MODEL = "taxi-duration"
 
@@ -54,7 +51,7 @@ def quiet(_: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--runs", type=int, default=3, help="reports per size")
     parser.add_argument("--subnet", default="10.217.0.0/16")

@@ -15,23 +15,20 @@ figures and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
+
+from harness import FAB, REPO_ROOT, arguments
 
 from remote.providers.local.provider import LocalProvider
 from remote.settings import load_settings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
 from remote.ssh.first_contact import wait_and_pin
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -41,7 +38,7 @@ def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--subnet", default="10.215.0.0/16")
     args = parser.parse_args()
@@ -81,10 +78,9 @@ def main() -> None:
                 rows["entry"].append(t_entry)
                 rows["ssh-ready"].append(t_ssh)
                 rows["overhead"].append(t_entry + t_ssh)
-                fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT)]
                 _, t_cli = timed(
                     subprocess.run,
-                    [*fab, "box.start"],
+                    [*FAB, "box.start"],
                     env=env,
                     check=True,
                     capture_output=True,

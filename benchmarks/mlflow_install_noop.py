@@ -10,27 +10,22 @@ The box is the one fabric.yaml / FABRIC_BOX_* select. It prints figures, asserts
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from _box import REPO_ROOT, accepted_logins, box_settings
+from harness import accepted_logins, arguments, box_settings, run_fab
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     settings, address = box_settings()
-    fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT), "mlflow.install"]
     times = []
     for run in range(1, args.runs + 1):
         before = accepted_logins(settings, address)
         began = time.perf_counter()
-        done = subprocess.run(fab, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = run_fab("mlflow.install")
         took = time.perf_counter() - began
         # The count itself logs in once: subtract that login.
         logins = accepted_logins(settings, address) - before - 1

@@ -3,11 +3,11 @@ with one that takes 2 s, in one run (goal: at most 1.2x the p99 without a shadow
 
 Against a box where a model is live and the shadows are registered (for example the
 local box after the main job, an `examples/taxi/train.py` run deployed with
-`fab deploy.blue-green`, and tests/box/models/picky_model.py logged with
+`fab deploy.blue-green`, and tests/box/harness/models/picky_model.py logged with
 `model_config={"most_passengers": 6, "sleep_s": 2.0}`, as tests/box/test_shadow.py
 does), in one run:
 
-  1. measures the live latency under a steady load on the box (tests/box/load.py:
+  1. measures the live latency under a steady load on the box (tests/box/harness/load.py:
      threads with keep-alive connections, next to the router) with no shadow;
   2. starts `--fast` as a shadow of every request (`--sample 100`), measures again, ends it;
   3. the same with `--slow`;
@@ -21,16 +21,11 @@ The box is the one fabric.yaml / FABRIC_BOX_* select. It prints figures, asserts
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from typing import Any
 
-from _box import box_settings
-from blue_green import BoxLoad, fab, latencies, percentile, state
-
-from remote.providers import get_provider
-from remote.tasks._common import box_connection
+from harness import BoxLoad, arguments, fab, latencies, open_box, percentile, state
 
 ROUTER_URL = "http://127.0.0.1:8000/invocations"
 MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
@@ -58,15 +53,14 @@ def relay_outcomes(conn: Any, since: str) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--fast", required=True, help="a shadow as fast as the live model")
     parser.add_argument("--slow", required=True, help="a shadow that takes 2 s")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0, help="load per phase")
     args = parser.parse_args()
-    settings, _ = box_settings()
     phases: dict[str, list[float]] = {}
-    with box_connection(settings, get_provider(settings)) as conn:
+    with open_box() as conn:
         current = state(conn)
         if not current.get("live"):
             raise SystemExit("Nothing is live: deploy a model with `fab deploy.blue-green` first.")

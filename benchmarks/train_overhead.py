@@ -18,18 +18,16 @@ It prints figures, asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _box import REPO_ROOT, accepted_logins, box_settings
+from harness import accepted_logins, arguments, box_settings, run_fab
 
 from remote.agent.train_records import JOBS_DIR, TRAIN_USER
 from remote.mlflow.status import read_state
@@ -37,8 +35,6 @@ from remote.settings import BoxSettings
 from remote.ssh import config_entry
 from remote.ssh.connection import connect
 from remote.train.environment import LockedEnvironment, environment_for, lock, python_of
-
-FAB = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT)]
 
 
 def make_project(root: Path, version: str, data_mb: int) -> None:
@@ -66,12 +62,7 @@ def one_run(
 ) -> float:
     before = accepted_logins(settings, address)
     began = time.perf_counter()
-    done = subprocess.run(
-        [*FAB, "train.run", "--project", str(project), "--entry", "python noop.py"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_fab("train.run", "--project", str(project), "--entry", "python noop.py")
     took = time.perf_counter() - began
     logins = accepted_logins(settings, address) - before - 1  # the count's own login
     if done.returncode != 0:
@@ -92,7 +83,7 @@ def one_run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--runs", type=int, default=3, help="warm runs (default 3)")
     parser.add_argument("--data-mb", type=int, default=50, help="size of the data file (50)")
     args = parser.parse_args()

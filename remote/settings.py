@@ -11,15 +11,13 @@ The key is the exception to (3): Pulumi.yaml's schema default for sshPublicKeyPa
 the default box's key, so only a value the stack file itself sets is taken; otherwise the
 key follows the box's name, `~/.ssh/<name>`.
 
-Invoke merges fabric.yaml into these defaults itself, after the tasks are imported, and
-fails with a traceback on a file it cannot parse or merge; `check_fabric_config` finds
-those mistakes first, so they reach the user as one line.
+Fabric's own defaults for the `box` section, and the check of fabric.yaml before Invoke
+reads it, are in remote/fabric_config.py.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import pwd
 import re
@@ -47,31 +45,8 @@ DEFAULT_LOCAL_MIRROR = "http://deb.debian.org/debian"
 # its CA certificate and pinned key.
 DEFAULT_SECRETS_DIR = "~/.config/mlops-box"
 
-# Invoke reads the first of these in the directory of fabfile.py (fabric.py is not checked:
-# Python config is code, and its mistakes are the author's tracebacks).
-FABRIC_CONFIG_FILES = ("fabric.yaml", "fabric.yml", "fabric.json")
 # A login name that is safe on a `User` line of ssh config.
 _LOGIN_NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
-
-# What `ns.configure` puts under `box`: every key must exist for Fabric to map
-# FABRIC_BOX_<KEY> onto it. None means "not set here: ask the next source".
-CONFIG_DEFAULTS: dict[str, Any] = {
-    "provider": "local",
-    "name": None,
-    "stack": DEFAULT_STACK,
-    "region": None,
-    "user": None,
-    "key": None,
-    "ssh_dir": None,
-    "secrets_dir": None,
-    "local": {
-        "root": DEFAULT_LOCAL_ROOT,
-        "cache": DEFAULT_LOCAL_CACHE,
-        "subnet": DEFAULT_LOCAL_SUBNET,
-        "suite": DEFAULT_LOCAL_SUITE,
-        "mirror": DEFAULT_LOCAL_MIRROR,
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -201,50 +176,7 @@ def read_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
     }
 
 
-def check_fabric_config(project_dir: Path) -> None:
-    """Refuse a project config file that Invoke would fail on with a traceback.
-
-    Invoke loads the first of FABRIC_CONFIG_FILES and merges it over `CONFIG_DEFAULTS`:
-    it cannot parse malformed YAML, nor merge a mapping with a single value either way
-    (`box:` as a list, or left empty; `box.local: 3`). Unknown keys under `box` are
-    refused too: Invoke would keep them, and a misspelt setting would silently do nothing.
-    """
-    path = next((project_dir / n for n in FABRIC_CONFIG_FILES if (project_dir / n).exists()), None)
-    if path is None:
-        return
-    data = _read_json(path) if path.suffix == ".json" else _read_yaml(path, mapping=False)
-    if data is None:
-        return
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path} holds {_kind(data)}, not settings: write `box:` and its settings "
-            "under it as `key: value` lines (see the repository's fabric.yaml)."
-        )
-    if "box" in data:
-        _check_section(data["box"], CONFIG_DEFAULTS, "box", path)
-
-
-def _check_section(value: Any, defaults: Mapping[str, Any], where: str, path: Path) -> None:
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where} in {path} is {_kind(value)}: it must hold settings as `key: value` "
-            f"lines under `{where.rsplit('.', 1)[-1]}:` (or be removed)."
-        )
-    for key, item in value.items():
-        if key not in defaults:
-            raise ConfigError(
-                f"{where}.{key} in {path} is not a setting: use one of {', '.join(defaults)}."
-            )
-        if isinstance(defaults[key], dict):
-            _check_section(item, defaults[key], f"{where}.{key}", path)
-        elif isinstance(item, dict | list):
-            raise ConfigError(
-                f"{where}.{key} in {path} is {_kind(item)}: give one value, "
-                f"e.g. `{key}: {_example(defaults[key])}`."
-            )
-
-
-def _kind(value: Any) -> str:
+def describe_kind(value: Any) -> str:
     if value is None:
         return "empty"
     if isinstance(value, dict):
@@ -252,10 +184,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return f"the single value {value!r}"
-
-
-def _example(default: Any) -> str:
-    return str(default) if default is not None else "<value>"
 
 
 def expand_home(path: str) -> Path:
@@ -272,17 +200,17 @@ def expand_home(path: str) -> Path:
 
 def _config_section(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a Pulumi project or stack file; {} if it has none."""
-    section = _read_yaml(path).get("config")
+    section = read_yaml(path).get("config")
     if section is None:
         return {}
     if not isinstance(section, dict):
         raise ConfigError(
-            f"config in {path} is {_kind(section)}: it must map setting names to values."
+            f"config in {path} is {describe_kind(section)}: it must map setting names to values."
         )
     return section
 
 
-def _read_yaml(path: Path, *, mapping: bool = True) -> Any:
+def read_yaml(path: Path, *, mapping: bool = True) -> Any:
     """The parsed file (a dict if `mapping`; {} for a file that is absent or not one)."""
     if not path.exists():
         return {} if mapping else None
@@ -298,18 +226,6 @@ def _read_yaml(path: Path, *, mapping: bool = True) -> Any:
     if not mapping:
         return data
     return data if isinstance(data, dict) else {}
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
-            "fix it."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read {path} ({exc}): fix its permissions.") from None
 
 
 def _text(section: Mapping[str, Any], key: str) -> str | None:

@@ -12,7 +12,8 @@
   5. a check on the box itself, over loopback: TLS verified against the CA for the box's
      address with the pinned key, and a request without the token refused (401);
   6. the CA certificate and the pin saved on this machine, next to the token.
-A second run on an open front door changes nothing and says so.
+A second run on an open front door changes nothing and says so. `expose` is the task's
+whole work: the arguments checked, then one of the two, over one connection.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from remote.deploy.front_door import (
     SITE,
     STATE_FILE,
     TOKEN_FILE,
+    parse_cidr,
 )
-from remote.errors import MlopsBoxError, WaitTimeout
+from remote.errors import ConfigError, MlopsBoxError, WaitTimeout
 from remote.providers.base import AccessCheck, Provider
 from remote.settings import BoxSettings, expand_home
+from remote.ssh.connection import box_connection
 from remote.system import files, nginx, systemd
 from remote.system.agent import run_agent
 from remote.system.files import RemoteFile
@@ -95,6 +98,37 @@ class Exposure:
         if self.access.follow_up:
             lines.append(self.access.follow_up)
         return lines
+
+
+def expose(
+    settings: BoxSettings,
+    provider: Provider,
+    *,
+    cidr: str = "",
+    off: bool = False,
+    say: Callable[[str], None] = print,
+) -> list[str]:
+    """Open the front door for `cidr`, or close it (`off`); the lines that say what happened.
+
+    The arguments are checked before the box is asked anything.
+    """
+    if off == bool(cidr):
+        raise ConfigError(
+            "Give --cidr NETWORK (e.g. 203.0.113.7/32) to open the front door, or --off to "
+            "close it."
+        )
+    network = parse_cidr(cidr) if cidr else None
+    if network is None:  # --off
+        with box_connection(settings, provider) as conn:
+            changed = close_front_door(conn)
+        done = f"removed {changed}" if changed else "it was closed"
+        return [f"Front door of {settings.name} closed ({done}): nothing listens on port {PORT}."]
+    with box_connection(settings, provider) as conn:
+        exposure = open_front_door(conn, settings, provider, network, say=say)
+    return [
+        f"Changed: {exposure.changed}" if exposure.changed else "Nothing changed.",
+        *exposure.describe(),
+    ]
 
 
 def open_front_door(

@@ -2,8 +2,8 @@
 
 `follow` prints a transition's progress lines as the box records them in the deploy state
 (it reads the state file, which any user may read, about twice a second) and returns its
-history entry once it ended; `deploy.status --watch` uses it to reattach. The describe_*
-functions are pure.
+history entry once it ended; `show` (all of `deploy.status`) uses it to reattach. The
+describe_* functions are pure.
 """
 
 from __future__ import annotations
@@ -42,6 +42,30 @@ def read_state(conn: Connection) -> dict[str, Any] | None:
 def read_status(conn: Connection) -> dict[str, Any]:
     """The state and what systemd and nginx say, from the agent."""
     return run_agent(conn, "deploy-status", error=DeployError)
+
+
+def show(
+    conn: Connection,
+    name: str,
+    *,
+    watch: bool = False,
+    say: Callable[[str], None] = print,
+) -> str:
+    """What serves where on box `name`; with `watch`, follow a running deploy first (its
+    progress through `say`) until it ends."""
+    answer = read_status(conn)
+    transition = answer["state"].get("transition")
+    if watch and transition and transition.get("phase") == "preparing":
+        say(
+            f"Revision {transition['revision']} is being prepared by {transition['by']} "
+            "(the model fetched, its environment built); it switches on the box after."
+        )
+    elif watch and transition and answer.get("transition_alive"):
+        say(f"Following revision {transition['revision']} ({transition['kind']})")
+        entry = follow(conn, int(transition["revision"]), say=say)
+        say(outcome_sentence(entry))
+        answer = read_status(conn)
+    return describe_status(answer, name, datetime.datetime.now(datetime.UTC))
 
 
 def follow(

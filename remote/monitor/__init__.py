@@ -1,2 +1,2 @@
-"""Watching the box's models and the box itself: drift reports, labels, their schedule,
-and the idle auto-stop (idle.py)."""
+"""Watching the box's models: drift reports, labels and their schedule. (The box's own
+idle auto-stop is remote/box/autostop.py.)"""

@@ -14,7 +14,7 @@ from fabric import Config, Connection
 from paramiko.config import SSHConfig
 
 from remote.errors import HostKeyMismatch
-from remote.providers.base import sha256_fingerprint
+from remote.providers.base import Provider, sha256_fingerprint
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
@@ -157,6 +157,12 @@ def connect(
         },
         policy=PinnedHostKeyPolicy(settings, first_contact=first_contact),
     )
+
+
+def box_connection(settings: BoxSettings, provider: Provider) -> Connection:
+    """A Connection to the running box (at the address its provider gives now) that trusts
+    only its pinned host key."""
+    return connect(settings, provider.address())
 
 
 def wait_for_ssh(

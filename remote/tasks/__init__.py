@@ -8,7 +8,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote.errors import ConfigError
-from remote.settings import CONFIG_DEFAULTS, check_fabric_config
+from remote.fabric_config import CONFIG_DEFAULTS, check_fabric_config
 from remote.tasks._common import PROJECT_DIR
 from remote.tasks.box import box
 from remote.tasks.deploy import deploy

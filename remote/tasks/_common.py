@@ -20,7 +20,7 @@ from invoke.parser import Argument
 from remote.errors import MlopsBoxError
 from remote.providers import Provider, get_provider
 from remote.settings import BoxSettings, load_settings
-from remote.ssh.connection import connect
+from remote.ssh.connection import box_connection
 from remote.ssh.tunnel import tunnel
 
 # The repository root: fabric.yaml, Pulumi.yaml and sshconfig.template live there.
@@ -102,12 +102,6 @@ def box_of(c: Any) -> tuple[BoxSettings, Provider]:
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def box_connection(settings: BoxSettings, provider: Provider) -> Any:
-    """A Connection to the running box (at the address its provider gives now) that trusts
-    only its pinned host key."""
-    return connect(settings, provider.address())
 
 
 def hold_tunnel(

@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from remote.box_status import format_status
+from remote.box import autostop as idle
+from remote.box.start import SSH_TIMEOUT_S, write_ssh_entry
+from remote.box.start import start as start_box
+from remote.box.status import format_status
 from remote.contract import KEEPALIVE_FILE
-from remote.errors import ConfigError, ProviderError
-from remote.monitor import idle
-from remote.providers.base import DEFAULT_ECHO_URL, START_TIMEOUT_S, STOP_TIMEOUT_S, State
-from remote.settings import BoxSettings
+from remote.providers.base import DEFAULT_ECHO_URL, STOP_TIMEOUT_S, State
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
 from remote.ssh import known_hosts as host_keys
-from remote.ssh.first_contact import pin_known_keys, wait_and_pin
+from remote.ssh.connection import box_connection
+from remote.ssh.first_contact import pin_known_keys
 from remote.system.bootstrap import bootstrap as bootstrap_box
-from remote.tasks._common import box_connection, box_of, say, settings_of, task, user_errors
-
-# After the box runs, sshd needs cloud-init (first boot) or a service start to answer.
-SSH_TIMEOUT_S = 300
-
-
-def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
-    """Write the entry and the Include (checked by `ssh.preflight` before anything else)."""
-    changed = ssh.write_entry(settings, address)
-    included = ssh.ensure_include(settings)
-    path = ssh.entry_path(settings)
-    if changed:
-        say(f"ssh entry {path}: HostName {address}")
-    else:
-        say(f"ssh entry {path} already points at {address}")
-    if included:
-        say(f"Added `{ssh.include_line(settings)}` at the top of {ssh.config_path(settings)}")
-    for warning in ssh.shadowing_warnings(settings):
-        print(warning, file=sys.stderr, flush=True)
+from remote.tasks._common import box_of, say, settings_of, task, user_errors
 
 
 @task(
@@ -51,24 +33,10 @@ def _write_ssh_entry(settings: BoxSettings, address: str) -> None:
 @user_errors
 def start(c: Any, ssh_timeout: int = SSH_TIMEOUT_S, trust_first_key: bool = False) -> None:
     """Start the box, point `ssh <name>` at its new address, wait for SSH."""
-    if ssh_timeout < 0:
-        raise ConfigError(f"--ssh-timeout is {ssh_timeout}: give seconds, or 0 not to wait.")
     settings, provider = box_of(c)
-    # Everything the steps after the (billed) start need is checked before it.
-    ssh.preflight(settings)
-    if ssh_timeout > 0 or settings.key.exists() or settings.key.is_symlink():
-        keys.check_private_key(settings.key)  # the entry names it, even if we do not wait
-    box = provider.start(START_TIMEOUT_S)
-    if box.address is None:  # start() promises an address; say so rather than write None
-        raise ProviderError(f"Box {settings.name} ({box.box_id}) started without an address.")
-    say(f"Box {settings.name} ({box.box_id}) is running at {box.address}")
-    # Written before waiting for SSH: the address is already right even if sshd is slow.
-    _write_ssh_entry(settings, box.address)
-    if ssh_timeout == 0:
-        say(f"Not waiting for SSH: `ssh {settings.name}` works once the box's sshd is up.")
-        return
-    wait_and_pin(settings, provider, box.address, ssh_timeout, trust_first_key=trust_first_key)
-    say(f"Ready: ssh {settings.name}")
+    start_box(
+        settings, provider, ssh_timeout_s=ssh_timeout, trust_first_key=trust_first_key, say=say
+    )
 
 
 @task
@@ -133,7 +101,7 @@ def ssh_config(c: Any) -> None:
             "start it with `fab box.start`, which writes the ssh entry too.",
             code=1,
         )
-    _write_ssh_entry(settings, box.address)
+    write_ssh_entry(settings, box.address, say=say)
 
 
 @task(

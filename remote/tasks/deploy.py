@@ -4,7 +4,6 @@ door that exposes them."""
 
 from __future__ import annotations
 
-import datetime
 import functools
 import getpass
 import socket
@@ -18,8 +17,7 @@ from invoke import Collection
 from remote import contract
 from remote.deploy import apply, shadow
 from remote.deploy import status as deploy_status
-from remote.deploy.expose import close_front_door, open_front_door
-from remote.deploy.front_door import PORT, parse_cidr
+from remote.deploy.expose import expose as expose_front_door
 from remote.deploy.plan import (
     DEFAULT_BAKE_S,
     DEFAULT_MAX_ERROR_RATE,
@@ -33,8 +31,8 @@ from remote.deploy.plan import (
     check_seconds,
     parse_steps,
 )
-from remote.errors import ConfigError
-from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
+from remote.ssh.connection import box_connection
+from remote.tasks._common import box_of, hold_tunnel, say, task, user_errors
 
 
 def _by() -> str:
@@ -155,20 +153,7 @@ def status(c: Any, watch: bool = False) -> None:
     """Show what serves where: the router, the live and previous model, each slot."""
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
-        answer = deploy_status.read_status(conn)
-        transition = answer["state"].get("transition")
-        if watch and transition and transition.get("phase") == "preparing":
-            say(
-                f"Revision {transition['revision']} is being prepared by {transition['by']} "
-                "(the model fetched, its environment built); it switches on the box after."
-            )
-        elif watch and transition and answer.get("transition_alive"):
-            say(f"Following revision {transition['revision']} ({transition['kind']})")
-            entry = deploy_status.follow(conn, int(transition["revision"]), say=say)
-            say(deploy_status.outcome_sentence(entry))
-            answer = deploy_status.read_status(conn)
-    now = datetime.datetime.now(datetime.UTC)
-    say(deploy_status.describe_status(answer, settings.name, now))
+        say(deploy_status.show(conn, settings.name, watch=watch, say=say))
 
 
 @task
@@ -220,23 +205,8 @@ def stop(c: Any) -> None:
 @user_errors
 def expose(c: Any, cidr: str = "", off: bool = False) -> None:
     """Serve the models and MLflow on 443 with TLS and a bearer token, to CIDR only."""
-    if off == bool(cidr):
-        raise ConfigError(
-            "Give --cidr NETWORK (e.g. 203.0.113.7/32) to open the front door, or --off to "
-            "close it."
-        )
-    network = parse_cidr(cidr) if cidr else None
     settings, provider = box_of(c)
-    if network is None:  # --off
-        with box_connection(settings, provider) as conn:
-            changed = close_front_door(conn)
-        done = f"removed {changed}" if changed else "it was closed"
-        say(f"Front door of {settings.name} closed ({done}): nothing listens on port {PORT}.")
-        return
-    with box_connection(settings, provider) as conn:
-        exposure = open_front_door(conn, settings, provider, network, say=say)
-    say(f"Changed: {exposure.changed}" if exposure.changed else "Nothing changed.")
-    for line in exposure.describe():
+    for line in expose_front_door(settings, provider, cidr=cidr, off=off, say=say):
         say(line)
 
 

@@ -7,14 +7,12 @@ from typing import Any
 
 from invoke import Collection
 
-from remote.deploy.expose import current_cidr, open_front_door
-from remote.deploy.front_door import parse_cidr
-from remote.errors import ConfigError
 from remote.mlflow.backup import backup as backup_db
-from remote.mlflow.install import install_on_box
+from remote.mlflow.install import install as install_mlflow
 from remote.mlflow.spec import DEFAULT_PORT, default_version
 from remote.mlflow.status import status as read_status
-from remote.tasks._common import box_connection, box_of, hold_tunnel, say, task, user_errors
+from remote.ssh.connection import box_connection
+from remote.tasks._common import box_of, hold_tunnel, say, task, user_errors
 
 
 @task(
@@ -33,26 +31,12 @@ def install(
     c: Any, backend: str = "sqlite", version: str = "", public: bool = False, cidr: str = ""
 ) -> None:
     """Install MLflow on the box as a service on 127.0.0.1:5000 (idempotent)."""
-    if cidr and not public:
-        raise ConfigError("--cidr goes with --public (the network the front door admits).")
-    network = parse_cidr(cidr) if cidr else None
     settings, provider = box_of(c)
-    with box_connection(settings, provider) as conn:
-        if public and network is None:
-            network = current_cidr(conn)
-            if network is None:
-                raise ConfigError(
-                    "--public serves MLflow through the TLS front door, which is closed: "
-                    "add --cidr NETWORK (e.g. 203.0.113.7/32) to open it for that network."
-                )
-        changed = install_on_box(conn, provider, backend=backend, version=version, say=say)
-        exposure = open_front_door(conn, settings, provider, network, say=say) if network else None
-    if changed:
-        say(f"MLflow on {settings.name} changed: {changed}")
-    if exposure is not None:
-        for line in exposure.describe():
-            say(line)
-    say("Open the UI: `fab mlflow.ui`, then http://127.0.0.1:5000")
+    done = install_mlflow(
+        settings, provider, backend=backend, version=version, public=public, cidr=cidr, say=say
+    )
+    for line in done.describe(settings.name):
+        say(line)
 
 
 @task

@@ -14,7 +14,8 @@ from remote.monitor import labels as labels_files
 from remote.monitor import schedule as timer
 from remote.monitor.drift import DRIFT_EXIT, report
 from remote.monitor.options import MODEL_FORMS, drift_request
-from remote.tasks._common import box_connection, box_of, say, task, user_errors
+from remote.ssh.connection import box_connection
+from remote.tasks._common import box_of, say, task, user_errors
 
 MODEL_HELP = f"{MODEL_FORMS} (default: the live model)."
 SHARE_HELP = "Share of drifted input columns that makes the dataset drift (default 0.5)."

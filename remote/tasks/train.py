@@ -8,7 +8,8 @@ from typing import Any
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from remote.tasks._common import box_connection, box_of, say, task, user_errors
+from remote.ssh.connection import box_connection
+from remote.tasks._common import box_of, say, task, user_errors
 from remote.train.jobs import DEFAULT_ENTRY, JobRequest, list_jobs, prepare
 from remote.train.jobs import cancel as cancel_job
 from remote.train.records import format_jobs

@@ -9,50 +9,38 @@ Fixtures other box tests build on:
   running_box     (provider, state) with the box started: a no-op when it already runs
   box_conn        a pinned Fabric connection to the running box, its ssh entry up to date
   host_leftovers  a function: box name -> the netns, veth and iptables rules still there
+
+What the fixtures are made of, and what benchmarks share with the tests, is in
+tests/box/harness/ (local_box.py: the test box's constants and its leftovers on the host).
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import secrets
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
-from remote.providers.base import BoxState
-from remote.providers.local import netns
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings, load_settings
 from remote.ssh import config_entry as ssh
 from remote.ssh import keys
 from remote.ssh.connection import connect
 from remote.ssh.first_contact import wait_and_pin
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_SUBNET = "10.214.0.0/16"
-START_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 60.0
-HOST_TOOLS = ("systemd-nspawn", "debootstrap", "iptables", "ip", "chroot")
-
-
-def _skip_reason() -> str | None:
-    if platform.system() != "Linux":
-        return "the local box needs Linux"
-    if os.geteuid() != 0:
-        return "the local box needs root (run the box tier with sudo)"
-    missing = [tool for tool in HOST_TOOLS if shutil.which(tool) is None]
-    if missing:
-        return f"the local box needs {', '.join(missing)} (apt-get install systemd-container ...)"
-    return None
+from tests.box.harness.local_box import (
+    REPO_ROOT,
+    START_TIMEOUT_S,
+    TEST_SUBNET,
+    RunningBox,
+    find_leftovers,
+    skip_reason,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason is None:
         return
     for item in items:
@@ -60,26 +48,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-class RunningBox(NamedTuple):
-    provider: LocalProvider
-    state: BoxState
-
-
-def find_leftovers(name: str) -> list[str]:
-    """What a box's start made on the host and is still there (empty once it stopped)."""
-    found = []
-    if (netns.NETNS_DIR / netns.netns_name(name)).exists():
-        found.append(f"netns {netns.netns_name(name)}")
-    if Path("/sys/class/net", netns.host_veth(name)).exists():
-        found.append(f"veth {netns.host_veth(name)}")
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    found += [line for line in rules.splitlines() if f"mlops-box:{name}" in line]
-    return found
-
-
 @pytest.fixture(scope="session")
 def local_settings(tmp_path_factory: pytest.TempPathFactory) -> BoxSettings:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason is not None:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("localbox")

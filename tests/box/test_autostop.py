@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
+from remote.box.autostop import check_args
 from remote.contract import IDLE_DIR, IDLE_TIMER, KEEPALIVE_FILE, ROUTER_ACCESS_LOG
-from remote.monitor.idle import check_args
 from remote.providers.base import State
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.system.agent import run_agent
-from tests.box.conftest import find_leftovers
-from tests.box.mlflow_box import MlflowBox
+from tests.box.harness.local_box import find_leftovers
+from tests.box.harness.mlflow_box import MlflowBox
 
 pytestmark = pytest.mark.box
 

@@ -1,6 +1,6 @@
 """Canary on the real local box: steps, gates, automatic rollback, promote and abort.
 
-One box and one MLflow install for the module (tests/box/serving_box.py builds it as the
+One box and one MLflow install for the module (tests/box/harness/serving_box.py builds it as the
 blue-green tests do). Models: the example trained twice (cnr-taxi 1 and 2, healthy), a
 picky one that answers 400 for trips of 9 passengers, and a slow one. Every canary goes
 through the real `fab` CLI and runs as a unit mlops-deploy-<revision> on the box; the load is a
@@ -22,7 +22,7 @@ import pytest
 
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
-from tests.box.serving_box import (
+from tests.box.harness.serving_box import (
     STATE_FILE,
     ServingBox,
     champion,

@@ -17,14 +17,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from remote.box.autostop import check_args
 from remote.locks import default_mlflow_version
-from remote.monitor.idle import check_args
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.agent import run_agent
 from remote.system.nginx import NginxError, ensure_site
-from tests.box.mlflow_box import free_port
-from tests.box.serving_box import (
+from tests.box.harness.mlflow_box import free_port
+from tests.box.harness.serving_box import (
     STATE_FILE,
     ServingBox,
     champion,

@@ -26,7 +26,7 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system import files, nginx
 from remote.system.bootstrap import bootstrap
-from tests.box.mlflow_box import (
+from tests.box.harness.mlflow_box import (
     MlflowBox,
     files_holding,
     https_get,

@@ -22,7 +22,7 @@ from remote.settings import BoxSettings, load_settings
 from remote.ssh import config_entry as ssh
 from remote.ssh import known_hosts as host_keys
 from remote.ssh.connection import connect
-from tests.box.conftest import REPO_ROOT, find_leftovers
+from tests.box.harness.local_box import REPO_ROOT, find_leftovers
 
 pytestmark = pytest.mark.box
 

@@ -42,11 +42,11 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
 from remote.system.files import RemoteFile, write
-from tests.box import postgres
-from tests.box.conftest import START_TIMEOUT_S
-from tests.box.mlflow_box import MlflowBox, files_holding, log_a_run, staged_pattern
-from tests.box.moto_host import REGION, HostAws
-from tests.box.postgres import HostPostgres, host_address, nasty_password
+from tests.box.harness import postgres
+from tests.box.harness.local_box import START_TIMEOUT_S
+from tests.box.harness.mlflow_box import MlflowBox, files_holding, log_a_run, staged_pattern
+from tests.box.harness.moto_host import REGION, HostAws
+from tests.box.harness.postgres import HostPostgres, host_address, nasty_password
 from tests.remote.conftest import free_port
 from tests.remote.moto_rds import seed_rds_box
 

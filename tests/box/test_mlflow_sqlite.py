@@ -30,8 +30,15 @@ from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
 from remote.system.venv import frozen
-from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import FAB, MlflowBox, free_port, https_get, log_a_run, public_listeners
+from tests.box.harness.local_box import REPO_ROOT
+from tests.box.harness.mlflow_box import (
+    FAB,
+    MlflowBox,
+    free_port,
+    https_get,
+    log_a_run,
+    public_listeners,
+)
 
 pytestmark = pytest.mark.box
 SERVER_LOCK = box_lock(MLFLOW_SERVER)

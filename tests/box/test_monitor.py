@@ -38,7 +38,7 @@ from remote.settings import BoxSettings
 from remote.system import files
 from remote.system.bootstrap import bootstrap
 from remote.system.files import RemoteFile
-from tests.box.mlflow_box import MlflowBox
+from tests.box.harness.mlflow_box import MlflowBox
 from tests.prediction_log import lines
 from tests.taxi_example import EXAMPLE, example_module
 

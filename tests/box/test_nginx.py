@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from remote.system import nginx, systemd
-from tests.box.mlflow_box import public_listeners
+from tests.box.harness.mlflow_box import public_listeners
 
 pytestmark = pytest.mark.box
 

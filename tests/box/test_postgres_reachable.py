@@ -23,9 +23,9 @@ from remote.ssh.connection import connect
 from remote.ssh.first_contact import wait_and_pin
 from remote.system import files
 from remote.system.files import RemoteFile
-from tests.box import postgres
-from tests.box.conftest import RunningBox
-from tests.box.postgres import HostPostgres, host_address
+from tests.box.harness import postgres
+from tests.box.harness.local_box import RunningBox
+from tests.box.harness.postgres import HostPostgres, host_address
 from tests.nasty_values import NASTY_PASSWORDS
 
 pytestmark = pytest.mark.box

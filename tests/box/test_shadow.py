@@ -22,7 +22,7 @@ import pytest
 
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
-from tests.box.serving_box import (
+from tests.box.harness.serving_box import (
     STATE_FILE,
     ServingBox,
     champion,

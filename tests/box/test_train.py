@@ -38,8 +38,8 @@ from remote.train.jobs import JobRequest, list_jobs, prepare, show, start
 from remote.train.records import JobRecord
 from remote.train.upload import Uploaded
 from remote.waiting import wait_for
-from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import MlflowBox
+from tests.box.harness.local_box import REPO_ROOT
+from tests.box.harness.mlflow_box import MlflowBox
 
 pytestmark = pytest.mark.box
 

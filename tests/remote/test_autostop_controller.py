@@ -14,8 +14,8 @@ import pytest
 
 from remote import contract
 from remote.agent.__main__ import _parser
+from remote.box import autostop as idle
 from remote.errors import ConfigError
-from remote.monitor import idle
 from remote.providers.base import BoxState, State
 from remote.system.systemd import UnitState
 from tests.remote.factories import settings_in

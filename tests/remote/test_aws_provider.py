@@ -11,7 +11,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
-from remote.box_status import format_status, format_uptime
+from remote.box.status import format_status, format_uptime
 from remote.errors import AmbiguousBox, BoxNotFound, ConfigError, ProviderError, WaitTimeout
 from remote.providers import State, get_provider
 from remote.providers.aws import AwsProvider

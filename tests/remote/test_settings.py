@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from remote.errors import ConfigError
-from remote.settings import check_fabric_config, expand_home, load_settings
+from remote.fabric_config import check_fabric_config
+from remote.settings import expand_home, load_settings
 from tests.remote.fab_cli import NAME, fab
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

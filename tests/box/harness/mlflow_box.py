@@ -21,7 +21,7 @@ from remote.settings import BoxSettings
 from remote.ssh import config_entry as ssh
 from remote.ssh.connection import connect
 from remote.ssh.first_contact import wait_and_pin
-from tests.box.conftest import REPO_ROOT, START_TIMEOUT_S
+from tests.box.harness.local_box import REPO_ROOT, START_TIMEOUT_S
 
 FAB = str(Path(sys.executable).with_name("fab"))
 

@@ -43,7 +43,7 @@ import pytest
 from remote.agent.db import postgres_uri
 from remote.providers.local import netns
 from remote.settings import BoxSettings
-from tests.box.conftest import TEST_SUBNET
+from tests.box.harness.local_box import TEST_SUBNET
 
 PG_OS_USER = "postgres"
 DB_NAME = "mlflow"

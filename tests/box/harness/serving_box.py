@@ -2,7 +2,7 @@
 
 Models come from the example project: examples/taxi/train.py runs on this machine
 against the box's MLflow through an SSH tunnel, and the real client registers them.
-Test models that misbehave on purpose come from tests/box/models/picky_model.py.
+Test models that misbehave on purpose come from tests/box/harness/models/picky_model.py.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from remote.mlflow.install import install_on_box
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.bootstrap import bootstrap
-from tests.box.conftest import REPO_ROOT
-from tests.box.mlflow_box import MlflowBox
+from tests.box.harness.local_box import REPO_ROOT
+from tests.box.harness.mlflow_box import MlflowBox
 
 TAXI = REPO_ROOT / "examples" / "taxi"
 PICKY_MODEL = Path(__file__).with_name("models") / "picky_model.py"

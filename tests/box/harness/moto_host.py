@@ -33,7 +33,7 @@ from urllib.parse import parse_qs
 
 import boto3
 
-from tests.box.postgres import open_to_boxes
+from tests.box.harness.postgres import open_to_boxes
 from tests.remote.conftest import free_port
 
 START_TIMEOUT_S = 30

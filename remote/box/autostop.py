@@ -17,7 +17,7 @@ from typing import Any
 
 import paramiko
 
-from remote.box_status import format_uptime
+from remote.box.status import format_uptime
 from remote.changes import Changed
 from remote.contract import (
     DEPLOY_UNIT_PATTERN,
