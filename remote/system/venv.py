@@ -181,7 +181,7 @@ def put_lock(conn: Connection, lock: Lock) -> str:
 
 def frozen(conn: Connection, path: str) -> dict[str, str]:
     """What the environment `path` holds: normalised name -> version (`uv pip freeze`)."""
-    listing = check(conn, f"{_UV_ENV} {UV} pip freeze --python {path}/bin/python")
+    listing = check(conn, sudo(sh(f"{_UV_ENV} {UV} pip freeze --python {path}/bin/python")))
     return Lock(listing.stdout).pins() if listing.ok else {}
 
 
