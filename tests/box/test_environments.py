@@ -16,24 +16,19 @@ from remote.agent.train_records import ENVS_DIR as TRAIN_ENVS_DIR
 from remote.contract import ENVS_DIR
 from remote.deploy.env import EnvBuildError, ensure_env
 from remote.locks import BASE, MONITOR, Lock, box_lock, default_mlflow_version
-from remote.mlflow.install import install_on_box
 from remote.mlflow.spec import VENV_ROOT
 from remote.monitor.env import ENV_PATH, ensure_monitor_env
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system import venv
-from remote.system.bootstrap import bootstrap
-from tests.box.harness.mlflow_box import MlflowBox
+from tests.box.harness.mlflow_box import MlflowBox, open_mlflow_box
 
 pytestmark = pytest.mark.box
 
 
 @pytest.fixture(scope="module")
 def box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[MlflowBox]:
-    box = MlflowBox(local_settings, local_box, "", None)
-    box.start()
-    bootstrap(box.conn)
-    install_on_box(box.conn, box.provider)
+    box = open_mlflow_box(local_settings, local_box)
     try:
         yield box
     finally:

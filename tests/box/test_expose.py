@@ -21,16 +21,15 @@ from cryptography.hazmat.primitives import serialization
 from remote.deploy.client_files import ClientFiles
 from remote.deploy.expose import close_front_door, open_front_door
 from remote.deploy.front_door import SITE, STATE_FILE, TOKEN_FILE
-from remote.mlflow.install import install_on_box
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system import files, nginx
-from remote.system.bootstrap import bootstrap
 from tests.box.harness.mlflow_box import (
     MlflowBox,
     files_holding,
     https_get,
     log_a_run,
+    open_mlflow_box,
     public_listeners,
     served_certificate,
 )
@@ -48,10 +47,7 @@ ROUTER_SITE = (
 
 @pytest.fixture(scope="module")
 def box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[MlflowBox]:
-    box = MlflowBox(local_settings, local_box, "", None)
-    box.start()
-    bootstrap(box.conn)
-    install_on_box(box.conn, box.provider)
+    box = open_mlflow_box(local_settings, local_box)
     nginx.ensure_nginx(box.conn)
     # The box is the session's: a real router another module left on 127.0.0.1:8000 would
     # answer in place of this stand-in (nginx takes the first server on a port).

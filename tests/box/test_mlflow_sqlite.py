@@ -28,7 +28,6 @@ from remote.mlflow.spec import ServerSpec
 from remote.mlflow.status import status
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
-from remote.system.bootstrap import bootstrap
 from remote.system.venv import frozen
 from tests.box.harness.local_box import REPO_ROOT
 from tests.box.harness.mlflow_box import (
@@ -37,6 +36,7 @@ from tests.box.harness.mlflow_box import (
     free_port,
     https_get,
     log_a_run,
+    open_mlflow_box,
     public_listeners,
 )
 
@@ -47,10 +47,7 @@ VERSION = SERVER_LOCK.version_of("mlflow")  # the default release: the lock's
 
 @pytest.fixture(scope="module")
 def mlflow_box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[MlflowBox]:
-    box = MlflowBox(local_settings, local_box, "", None)
-    box.start()
-    bootstrap(box.conn)
-    install_on_box(box.conn, box.provider)
+    box = open_mlflow_box(local_settings, local_box)
     try:
         yield box
     finally:

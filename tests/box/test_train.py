@@ -27,19 +27,17 @@ import pytest
 
 from remote.agent.train_records import BLOBS_DIR, ENVS_DIR, JOBS_DIR
 from remote.locks import BASE, box_lock
-from remote.mlflow.install import install_on_box
 from remote.mlflow.server import wait_healthy
 from remote.mlflow.spec import STATE_FILE
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
-from remote.system.bootstrap import bootstrap
 from remote.system.venv import frozen
 from remote.train.jobs import JobRequest, list_jobs, prepare, show, start
 from remote.train.records import JobRecord
 from remote.train.upload import Uploaded
 from remote.waiting import wait_for
 from tests.box.harness.local_box import REPO_ROOT
-from tests.box.harness.mlflow_box import MlflowBox
+from tests.box.harness.mlflow_box import MlflowBox, open_mlflow_box
 
 pytestmark = pytest.mark.box
 
@@ -72,10 +70,7 @@ TINY_SCRIPTS = {
 
 @pytest.fixture(scope="module")
 def mlflow_box(local_settings: BoxSettings, local_box: LocalProvider) -> Iterator[MlflowBox]:
-    box = MlflowBox(local_settings, local_box, "", None)
-    box.start()
-    bootstrap(box.conn)
-    install_on_box(box.conn, box.provider)
+    box = open_mlflow_box(local_settings, local_box)
     try:
         yield box
     finally:

@@ -195,3 +195,16 @@ def served_certificate(host: str, port: int, ca: Path) -> bytes:
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return der
+
+
+def open_mlflow_box(settings: BoxSettings, provider: LocalProvider) -> MlflowBox:
+    """The session's box, started, bootstrapped, with MLflow installed (each idempotent):
+    what a module that needs MLflow starts from. The caller closes `conn`."""
+    from remote.mlflow.install import install_on_box
+    from remote.system.bootstrap import bootstrap
+
+    box = MlflowBox(settings, provider, "", None)
+    box.start()
+    bootstrap(box.conn)
+    install_on_box(box.conn, box.provider)
+    return box
