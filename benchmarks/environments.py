@@ -16,7 +16,7 @@ wheelhouse, untimed), so the figures compare installing, not the network.
 --fresh-cache gives the box a package cache of its own (the Debian image still cached):
 part 1 then shows a first-ever run on this machine.
 
-Run as root:  .venv/bin/python benchmarks/environments.py [--fresh-cache] [--rows 20000]
+Run as root:  .venv/bin/python benchmarks/environments.py [--fresh-cache]
 It destroys its box at the end. It prints figures and asserts nothing.
 """
 
@@ -62,8 +62,12 @@ def fab(env: dict[str, str], *args: str) -> tuple[float, str]:
     return took, done.stdout
 
 
-def main_job(env: dict[str, str], rows: int) -> None:
-    model = "taxi-duration"
+# README's main job, one task at a time (its arguments exactly).
+TRAIN = ["train.run", "--project", "examples/taxi"]
+MODEL = "taxi-duration"
+
+
+def main_job(env: dict[str, str]) -> None:
     phases = [
         ("box.create", ["box.create"]),
         ("box.start", ["box.start"]),
@@ -71,19 +75,11 @@ def main_job(env: dict[str, str], rows: int) -> None:
         ("mlflow.install (server env)", ["mlflow.install"]),
         (
             "train.run (first training env + job)",
-            [
-                "train.run",
-                "--project",
-                "examples/taxi",
-                "--entry",
-                f"python train.py --rows {rows}",
-                "--register-as",
-                model,
-            ],
+            [*TRAIN, "--register-as", MODEL],
         ),
         (
             "deploy.blue-green (first model env + rollout)",
-            ["deploy.blue-green", "--model", f"models:/{model}@challenger"],
+            ["deploy.blue-green", "--model", f"models:/{MODEL}@challenger"],
         ),
         ("deploy.status", ["deploy.status"]),
     ]
@@ -100,7 +96,7 @@ def side_by_side(conn: object, name: str) -> None:
     run = conn.run  # type: ignore[attr-defined]
     pinned = f"{LOCKS_DIR}/bench-{lock.key}.txt"
     wheels = "/var/cache/mlops-box/bench-wheels"
-    work = f"/tmp/bench-{secrets.token_hex(3)}"
+    work = f"/var/tmp/bench-{secrets.token_hex(3)}"  # not /tmp: a tmpfs on the box
     run(f"sudo -n install -d -m 755 {LOCKS_DIR} {wheels} {work}", hide=True)
     conn.put(io.BytesIO(lock.text.encode()), f"{work}.txt")  # type: ignore[attr-defined]
     run(f"sudo -n mv {work}.txt {pinned}", hide=True)
@@ -137,7 +133,6 @@ def side_by_side(conn: object, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fresh-cache", action="store_true")
-    parser.add_argument("--rows", type=int, default=20000, help="the example's training rows")
     parser.add_argument("--subnet", default="10.216.0.0/16")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlops-box-envs-") as tmp:
@@ -174,21 +169,14 @@ def main() -> None:
         try:
             cache_kind = "a fresh" if args.fresh_cache else "the host's"
             print(f"Part 1: README's main job, phase by phase ({cache_kind} package cache)")
-            main_job(env, args.rows)
+            main_job(env)
             address = provider.state().address
             with connect(settings, address) as conn:
                 began = time.perf_counter()
                 ensure_monitor_env(conn, lambda _: None)
                 print(f"  {'monitor env':<48} {time.perf_counter() - began:7.1f}s")
                 before = int(conn.run(UV_RUNS, hide=True).stdout.strip() or 0)
-                took, _ = fab(
-                    env,
-                    "train.run",
-                    "--project",
-                    "examples/taxi",
-                    "--entry",
-                    f"python train.py --rows {args.rows}",
-                )
+                took, _ = fab(env, *TRAIN)
                 after = int(conn.run(UV_RUNS, hide=True).stdout.strip() or 0)
                 print(
                     f"  {'train.run again, unchanged project':<48} {took:7.1f}s "
