@@ -48,7 +48,11 @@ def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
     return found
 
 
-@pytest.mark.parametrize("source", sorted(agent.SOURCE_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "source",
+    [p for p in agent.sources() if p.suffix == ".py"],
+    ids=lambda p: p.relative_to(agent.SOURCE_DIR).as_posix(),
+)
 def test_the_agent_imports_only_the_stdlib_itself_and_its_environment(source: Path) -> None:
     tree = ast.parse(source.read_text())
     for module, level, top_level in _imports(tree):
