@@ -13,20 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import (
-    db,
-    drift,
-    front_door_tls,
-    idle_commands,
-    mlflow_data,
-    rds_secret,
-    sqlite_backup,
-    train_jobs,
-    train_register,
-    train_start,
-)
+from . import db, drift, front_door_tls, idle_commands, mlflow_data, rds_secret, sqlite_backup, train_jobs, train_register, train_start
 from .drift_report import Options
-from .failure import AgentFailure
+from .system.failure import AgentFailure
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,7 +128,8 @@ def _serving_commands(commands: Any) -> None:
 
 def _serving(args: argparse.Namespace) -> dict[str, Any]:
     """The serving commands, imported only when one runs."""
-    from . import nginx, serving, transition
+    from .system import nginx
+    from . import serving, transition
 
     if args.command == "deploy-begin":
         return transition.begin(args.kind, args.model, args.holder, args.by)

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import files, gates, paths, registry, slots, state
-from .failure import AgentFailure
+from .system import files, layout as paths
+from . import gates, registry, slots, state
+from .system.failure import AgentFailure
 from .transition import agent_zip, apply_router, cancel_retire, log, retire_later
 
 VERIFY_TIMEOUT_S = 10.0

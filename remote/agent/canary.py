@@ -21,7 +21,7 @@ from typing import Any
 
 from . import gates, registry, slots, state
 from .bluegreen import drop, sentence, start_checked, switch, warm_until
-from .failure import AgentFailure
+from .system.failure import AgentFailure
 from .transition import apply_router, log
 
 TICK_S = 0.5

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import drift_render, monitor_inputs, monitor_mlflow
 from .drift_report import Options, Report, analyse
-from .failure import AgentFailure
+from .system.failure import AgentFailure
 
 EXPERIMENT = "mlops-box-monitoring"
 KIND_EMPTY = "empty-window"

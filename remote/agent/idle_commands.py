@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import files, idle, idle_probes
-from .failure import AgentFailure
+from .system import files
+from . import idle, idle_probes
+from .system.failure import AgentFailure
 
 SETTING_FILE = "autostop.json"
 LAST_AUTOSTOP_FILE = "last-autostop.json"

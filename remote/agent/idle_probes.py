@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .failure import AgentFailure
+from .system.failure import AgentFailure
 from .idle import KEEPALIVE, ROUTER, SSH, UNITS, Activity, Probes
 
 # The kernel's TCP tables of this network namespace; tcp6 is absent without IPv6.

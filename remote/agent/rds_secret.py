@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .db import URI_KEY, postgres_uri
-from .envfile import env_file_line
-from .failure import AgentFailure
-from .files import write_text
+from .system.envfile import env_file_line
+from .system.failure import AgentFailure
+from .system.files import write_text
 
 KIND_CONFIG = "rds-config"
 KIND_NO_BOTO3 = "no-driver"

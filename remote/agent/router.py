@@ -16,7 +16,7 @@ import importlib.resources
 import re
 from typing import Any
 
-from . import paths
+from .system import layout as paths
 from .state import model_label
 
 TEMPLATE = "router.conf.tmpl"

@@ -8,8 +8,9 @@ import os
 import subprocess
 from typing import Any
 
-from . import bluegreen, canary, nginx, paths, shadow, slots, state
-from .failure import AgentFailure
+from . import bluegreen, canary, shadow, slots, state
+from .system import nginx, layout as paths
+from .system.failure import AgentFailure
 from .transition import cancel_retire, reconcile
 
 # Each kind of transition and its steps; `deploy-run` runs the recorded one's.

@@ -16,9 +16,10 @@ import json
 import time
 from typing import Any
 
-from . import paths, slots, state
+from .system import layout as paths
+from . import slots, state
 from .bluegreen import drop, start_checked
-from .failure import AgentFailure
+from .system.failure import AgentFailure
 from .transition import apply_router, cancel_timers, log, timer
 
 KIND_NO_SHADOW = "no-shadow"

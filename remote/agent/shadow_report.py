@@ -18,17 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import monitor_mlflow, paths, report_files, state
+from . import monitor_mlflow, report_files, state
+from .system import layout as paths
 from .drift import MPL_CACHE
 from .shadow import window
-from .shadow_pairs import (
-    DEFAULT_TOLERANCE,
-    LIVE_SLOTS,
-    Comparison,
-    compare,
-    read_records,
-    read_relay,
-)
+from .shadow_pairs import DEFAULT_TOLERANCE, LIVE_SLOTS, Comparison, compare, read_records, read_relay
 
 EXPERIMENT = "mlops-box-deployments"
 LIVE_COLOR = "#2e86c1"

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import mlflow_rest
-from .failure import AgentFailure
+from .system import mlflow_api as mlflow_rest
+from .system.failure import AgentFailure
 from .train_jobs import mark_run
 from .train_records import ENVS_DIR, TRAIN_USER, check_id, job_dir, locked, now, unit_name, write
 from .train_store import ensure_layout, env_ready, materialise, missing, take_blobs

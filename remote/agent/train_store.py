@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from .failure import AgentFailure
+from .system.failure import AgentFailure
 from .train_records import BLOBS_DIR, ENV_READY, ENVS_DIR, JOBS_DIR, TRAIN_DIR, TRAIN_USER
 
 BLOB_KEY = re.compile(r"[0-9a-f]{64}(\.x)?")

@@ -16,8 +16,9 @@ import subprocess
 import sys
 from typing import Any
 
-from . import nginx, paths, router, slots, state
-from .failure import AgentFailure
+from .system import nginx, layout as paths
+from . import router, slots, state
+from .system.failure import AgentFailure
 
 KINDS = ("blue-green", "rollback", "canary", "shadow")
 # They fetch a model and build its env first.

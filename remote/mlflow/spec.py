@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from remote import contract
 from remote.agent.db import URI_KEY
-from remote.agent.envfile import env_file_line
+from remote.agent.system.envfile import env_file_line
 from remote.errors import ConfigError
 from remote.providers.base import Database
 from remote.system import agent, templates

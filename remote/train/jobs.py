@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remote.agent.envfile import env_file_line
+from remote.agent.system.envfile import env_file_line
 from remote.agent.train_records import JOB_ID, KIND_UNKNOWN_JOB
 from remote.agent.train_start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT

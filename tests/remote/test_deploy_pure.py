@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from remote import contract
-from remote.agent import gates, paths, predlog, router, state
-from remote.agent.failure import AgentFailure
+from remote.agent import gates, predlog, router, state
+from remote.agent.system import layout as paths
+from remote.agent.system.failure import AgentFailure
 from remote.deploy import status
 from remote.deploy.plan import BlueGreenPlan, check_model_uri, check_requirements, env_key
 from remote.errors import ConfigError

@@ -24,8 +24,8 @@ from moto.core import set_initial_no_auth_action_count
 from remote.agent import db as agent
 from remote.agent import rds_secret
 from remote.agent.__main__ import main as agent_main
-from remote.agent.envfile import env_file_line
-from remote.agent.failure import AgentFailure
+from remote.agent.system.envfile import env_file_line
+from remote.agent.system.failure import AgentFailure
 from remote.errors import DatabaseNotConfigured, DatabaseNotFound, DatabaseNotReady
 from remote.mlflow.spec import render_rds_config, sqlite_uri
 from remote.providers.aws.stack import find_artifact_bucket

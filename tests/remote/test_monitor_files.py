@@ -14,7 +14,7 @@ from remote import contract
 from remote.agent import drift_render, monitor_inputs
 from remote.agent.drift_report import Options, analyse
 from remote.agent.drift_stats import distribution
-from remote.agent.failure import AgentFailure
+from remote.agent.system.failure import AgentFailure
 from remote.agent.monitor_inputs import live_model, read_labels, read_predictions
 from tests.prediction_log import WARMUP_ID, line, lines
 

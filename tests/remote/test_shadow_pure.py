@@ -10,16 +10,8 @@ from typing import Any
 import pytest
 
 from remote.agent import router, shadow, state
-from remote.agent.failure import AgentFailure
-from remote.agent.shadow_pairs import (
-    Record,
-    agreement,
-    answer_kind,
-    compare,
-    percentile,
-    read_records,
-    read_relay,
-)
+from remote.agent.system.failure import AgentFailure
+from remote.agent.shadow_pairs import Record, agreement, answer_kind, compare, percentile, read_records, read_relay
 from remote.agent.shadow_report import verdict
 from remote.deploy import apply
 from remote.deploy import shadow as controller

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from remote.agent.failure import AgentFailure
-from remote.agent.mlflow_rest import unquote_env
+from remote.agent.system.failure import AgentFailure
+from remote.agent.system.mlflow_api import unquote_env
 from remote.agent.train_jobs import exit_code, final_state
 from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
 from remote.train.environment import environment_for, requirements_of

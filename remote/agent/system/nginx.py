@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from . import paths
+from . import layout as paths
 from .failure import AgentFailure
 from .files import flocked, write_text
 
