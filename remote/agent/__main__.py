@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import db, drift, front_door_tls, idle_commands, mlflow_data, rds_secret, sqlite_backup, train_jobs, train_register, train_start
+from .mlflow import store as db, data as mlflow_data, rds_secret, sqlite_backup
+from . import drift, front_door_tls, idle_commands, train_jobs, train_register, train_start
 from .drift_report import Options
 from .system.failure import AgentFailure
 

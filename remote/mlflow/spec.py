@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from remote import contract
-from remote.agent.db import URI_KEY
+from remote.agent.mlflow.store import URI_KEY
 from remote.agent.system.envfile import env_file_line
 from remote.errors import ConfigError
 from remote.providers.base import Database

@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from .db import store_uri
+from .store import store_uri
 
 
 def describe() -> dict[str, Any]:

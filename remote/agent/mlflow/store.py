@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 URI_KEY = "MLFLOW_BACKEND_STORE_URI"
 CONNECT_TIMEOUT_S = 10

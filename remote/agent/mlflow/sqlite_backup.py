@@ -10,7 +10,7 @@ import os
 import sqlite3
 from typing import Any
 
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 
 def backup(source: str, dest: str) -> dict[str, Any]:
