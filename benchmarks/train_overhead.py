@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _box import REPO_ROOT, accepted_logins, box_settings
 
-from remote.agent.train_records import JOBS_DIR, TRAIN_USER
+from remote.agent.train.records import JOBS_DIR, TRAIN_USER
 from remote.mlflow.status import read_state
 from remote.settings import BoxSettings
 from remote.ssh import config_entry

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .mlflow import store as db, data as mlflow_data, rds_secret, sqlite_backup
-from . import drift, front_door_tls, idle_commands, train_jobs, train_register, train_start
+from . import drift, front_door_tls, idle_commands
+from .train import jobs as train_jobs, register as train_register, start as train_start
 from .drift_report import Options
 from .system.failure import AgentFailure
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from remote.agent.system.envfile import env_file_line
-from remote.agent.train_records import JOB_ID, KIND_UNKNOWN_JOB
-from remote.agent.train_start import KIND_NO_MEMORY_LIMITS
+from remote.agent.train.records import JOB_ID, KIND_UNKNOWN_JOB
+from remote.agent.train.start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError
 from remote.mlflow.status import read_state

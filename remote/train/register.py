@@ -8,8 +8,8 @@ notes the version, so `train.list` shows it.
 
 from __future__ import annotations
 
-from remote.agent.train_records import JOBS_DIR, TRAIN_USER
-from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL
+from remote.agent.train.records import JOBS_DIR, TRAIN_USER
+from remote.agent.train.register import KIND_MANY_MODELS, KIND_NO_MODEL
 from remote.system.agent import run_agent
 from remote.system.run import Connection
 from remote.train.environment import JobEnvironment

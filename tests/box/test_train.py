@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from remote.agent.train_records import BLOBS_DIR, ENVS_DIR, JOBS_DIR
+from remote.agent.train.records import BLOBS_DIR, ENVS_DIR, JOBS_DIR
 from remote.mlflow.install import install_on_box
 from remote.mlflow.server import wait_healthy
 from remote.mlflow.spec import STATE_FILE

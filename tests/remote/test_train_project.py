@@ -15,8 +15,8 @@ import pytest
 
 from remote.agent.system.failure import AgentFailure
 from remote.agent.system.mlflow_api import unquote_env
-from remote.agent.train_jobs import exit_code, final_state
-from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
+from remote.agent.train.jobs import exit_code, final_state
+from remote.agent.train.register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
 from remote.train.environment import environment_for, requirements_of
 from remote.train.jobs import JobRequest, env_lines, prepare
 from remote.train.project import ProjectError, entry_script, git_state, parse_entry, scan

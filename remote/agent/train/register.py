@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 KIND_NO_MODEL = "no-model"
 KIND_MANY_MODELS = "many-models"

@@ -21,8 +21,8 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from .system.failure import AgentFailure
-from .train_records import BLOBS_DIR, ENV_READY, ENVS_DIR, JOBS_DIR, TRAIN_DIR, TRAIN_USER
+from ..system.failure import AgentFailure
+from .records import BLOBS_DIR, ENV_READY, ENVS_DIR, JOBS_DIR, TRAIN_DIR, TRAIN_USER
 
 BLOB_KEY = re.compile(r"[0-9a-f]{64}(\.x)?")
 KIND_BAD_UPLOAD = "bad-upload"

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .system import mlflow_api as mlflow_rest
-from .system.failure import AgentFailure
-from .train_jobs import mark_run
-from .train_records import ENVS_DIR, TRAIN_USER, check_id, job_dir, locked, now, unit_name, write
-from .train_store import ensure_layout, env_ready, materialise, missing, take_blobs
+from ..system import mlflow_api as mlflow_rest
+from ..system.failure import AgentFailure
+from .jobs import mark_run
+from .records import ENVS_DIR, TRAIN_USER, check_id, job_dir, locked, now, unit_name, write
+from .store import ensure_layout, env_ready, materialise, missing, take_blobs
 
 SPEC = "job.json"  # the job's description in the staging directory
 BLOBS_TAR = "blobs.tar"  # the blobs the store lacked, when there were any
@@ -113,7 +113,7 @@ def start(staging: str) -> dict[str, Any]:
 def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -> None:
     job_id = record["id"]
     folder = job_dir(job_id)
-    agent_zip = Path(__file__).parents[1]  # .../agent/<hash>.zip/mlops_agent/this.py
+    agent_zip = Path(__file__).parents[2]  # .../agent/<hash>.zip/mlops_agent/train/start.py
     on_stop = (
         f'+/bin/sh -c "PYTHONPATH={agent_zip} exec {sys.executable} -m mlops_agent '
         f'train-finished {job_id} >/dev/null"'

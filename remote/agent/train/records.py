@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 TRAIN_DIR = "/var/lib/mlops-box/train"
 BLOBS_DIR = f"{TRAIN_DIR}/blobs"  # project files by content: <sha256>[.x]
