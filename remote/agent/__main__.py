@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .mlflow import store as db, data as mlflow_data, rds_secret, sqlite_backup
-from . import drift, front_door_tls, idle_commands
+from . import drift, idle_commands
+from .deploy import front_door as front_door_tls
 from .train import jobs as train_jobs, register as train_register, start as train_start
 from .drift_report import Options
 from .system.failure import AgentFailure
@@ -131,12 +132,12 @@ def _serving_commands(commands: Any) -> None:
 def _serving(args: argparse.Namespace) -> dict[str, Any]:
     """The serving commands, imported only when one runs."""
     from .system import nginx
-    from . import serving, transition
+    from .deploy import control as serving, transition
 
     if args.command == "deploy-begin":
         return transition.begin(args.kind, args.model, args.holder, args.by)
     if args.command == "model-fetch":
-        from . import registry
+        from .deploy import models as registry
 
         model = registry.fetch(args.uri)
         transition.record_model(args.revision, model)
@@ -167,7 +168,7 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "deploy-abort":
         return serving.abort(args.by)
     if args.command == "shadow-end":
-        from . import shadow
+        from .deploy.kinds import shadow
 
         return shadow.end(args.by, args.reason, args.revision)
     if args.command == "shadow-report":
@@ -192,7 +193,7 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
         return {"changed": nginx.apply_site(args.name, content, companions)}
     if args.command == "nginx-reload":
         return nginx.reload()
-    from . import serve
+    from .deploy.slot_server import app as serve
 
     return serve.serve()
 

@@ -18,10 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import monitor_mlflow, report_files, state
+from . import monitor_mlflow, report_files
+from .deploy import state
 from .system import layout as paths
 from .drift import MPL_CACHE
-from .shadow import window
+from .deploy.kinds.shadow import window
 from .shadow_pairs import DEFAULT_TOLERANCE, LIVE_SLOTS, Comparison, compare, read_records, read_relay
 
 EXPERIMENT = "mlops-box-deployments"

@@ -358,7 +358,7 @@ def test_the_canary_and_mirror_routing_of_the_template_is_valid_nginx(serving: S
     render to a config the box's real nginx accepts."""
     import io
 
-    from remote.agent import router, state
+    from remote.agent.deploy import router, state
 
     one = {"name": "taxi-duration", "version": "1"}
     two = {"name": "taxi-duration", "version": "2"}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from remote.agent import gates
+from remote.agent.deploy import gates
 from remote.deploy import status
 from remote.deploy.plan import CanaryPlan, parse_steps
 from remote.errors import ConfigError

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from remote import contract
-from remote.agent import gates, predlog, router, state
+from remote.agent.deploy import gates, router, state
+from remote.agent.deploy.slot_server import predlog
 from remote.agent.system import layout as paths
 from remote.agent.system.failure import AgentFailure
 from remote.deploy import status

@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from remote.agent import front_door_tls
+from remote.agent.deploy import front_door as front_door_tls
 from remote.agent.system.failure import AgentFailure
 
 AWS_NAME = "ec2-198-51-100-7.compute-1.amazonaws.com"

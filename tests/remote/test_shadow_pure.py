@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from remote.agent import router, shadow, state
+from remote.agent.deploy import router, state
+from remote.agent.deploy.kinds import shadow
 from remote.agent.system.failure import AgentFailure
 from remote.agent.shadow_pairs import Record, agreement, answer_kind, compare, percentile, read_records, read_relay
 from remote.agent.shadow_report import verdict

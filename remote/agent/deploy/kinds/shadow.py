@@ -16,11 +16,11 @@ import json
 import time
 from typing import Any
 
-from .system import layout as paths
-from . import slots, state
+from ...system import layout as paths
+from .. import slots, state
 from .bluegreen import drop, start_checked
-from .system.failure import AgentFailure
-from .transition import apply_router, cancel_timers, log, timer
+from ...system.failure import AgentFailure
+from ..transition import apply_router, cancel_timers, log, timer
 
 KIND_NO_SHADOW = "no-shadow"
 KIND_MIRROR = "mirror"

@@ -8,9 +8,10 @@ import os
 import subprocess
 from typing import Any
 
-from . import bluegreen, canary, shadow, slots, state
-from .system import nginx, layout as paths
-from .system.failure import AgentFailure
+from .kinds import bluegreen, canary, shadow
+from . import slots, state
+from ..system import nginx, layout as paths
+from ..system.failure import AgentFailure
 from .transition import cancel_retire, reconcile
 
 # Each kind of transition and its steps; `deploy-run` runs the recorded one's.

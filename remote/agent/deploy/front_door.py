@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 CA_DAYS = 3650
 # Under the 398 days that browsers and Apple's TLS stack accept for a server certificate.

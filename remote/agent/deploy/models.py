@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .system import layout as paths
-from .system.failure import AgentFailure
+from ..system import layout as paths
+from ..system.failure import AgentFailure
 
 KIND_NO_MODEL = "no-model"
 KIND_MLFLOW = "mlflow-unreachable"

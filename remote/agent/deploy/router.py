@@ -16,7 +16,7 @@ import importlib.resources
 import re
 from typing import Any
 
-from .system import layout as paths
+from ..system import layout as paths
 from .state import model_label
 
 TEMPLATE = "router.conf.tmpl"

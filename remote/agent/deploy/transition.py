@@ -16,14 +16,16 @@ import subprocess
 import sys
 from typing import Any
 
-from .system import nginx, layout as paths
+from ..system import nginx, layout as paths
 from . import router, slots, state
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 KINDS = ("blue-green", "rollback", "canary", "shadow")
 # They fetch a model and build its env first.
 NEW_MODEL_KINDS = ("blue-green", "canary", "shadow")
 KIND_LAUNCH = "launch"
+# The agent's own package (mlops_agent on the box), this module's grandparent.
+AGENT_PACKAGE = (__package__ or "").rpartition(".")[0]
 
 
 def agent_zip() -> str:
@@ -123,7 +125,7 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
                 f"--property=EnvironmentFile=-{paths.MLFLOW_ENV_FILE}",
                 sys.executable,
                 "-m",
-                __package__ or "mlops_agent",
+                AGENT_PACKAGE,
                 "deploy-run",
                 str(revision),
             ],
@@ -197,7 +199,7 @@ def timer(unit: str, seconds: float, *command: str) -> bool:
             f"--property=Environment=PYTHONPATH={agent_zip()}",
             sys.executable,
             "-m",
-            __package__ or "mlops_agent",
+            AGENT_PACKAGE,
             *command,
         ],
         capture_output=True,

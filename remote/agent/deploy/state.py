@@ -30,9 +30,9 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-from .system import layout as paths
-from .system.failure import AgentFailure
-from .system.files import flocked, write_text
+from ..system import layout as paths
+from ..system.failure import AgentFailure
+from ..system.files import flocked, write_text
 
 FORMAT = 1
 HISTORY_KEEP = 200

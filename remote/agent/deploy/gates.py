@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .system import layout as paths
+from ..system import layout as paths
 
 PREDICT_URI = "/invocations"
 # What nginx answers itself when it cannot reach or hear from an upstream.

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from . import predlog
-from .system.failure import AgentFailure
+from ...system.failure import AgentFailure
 
 # Longer than the router's upstream keep-alive (60 s): nginx closes idle connections first.
 KEEP_ALIVE_S = 75

@@ -18,8 +18,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .system import layout as paths
-from .system.failure import AgentFailure
+from ..system import layout as paths
+from ..system.failure import AgentFailure
 
 KIND_SLOT = "slot"
 PING_TIMEOUT_S = 180.0

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .system import files, layout as paths
-from . import gates, registry, slots, state
-from .system.failure import AgentFailure
-from .transition import agent_zip, apply_router, cancel_retire, log, retire_later
+from ...system import files, layout as paths
+from .. import gates, models as registry, slots, state
+from ...system.failure import AgentFailure
+from ..transition import agent_zip, apply_router, cancel_retire, log, retire_later
 
 VERIFY_TIMEOUT_S = 10.0
 BAKE_REPORT_EVERY_S = 5.0
