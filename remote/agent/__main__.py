@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .mlflow import store as db, data as mlflow_data, rds_secret, sqlite_backup
-from . import drift, idle_commands
+from .monitor.drift import report as drift
+from . import idle_commands
 from .deploy import front_door as front_door_tls
 from .train import jobs as train_jobs, register as train_register, start as train_start
-from .drift_report import Options
+from .monitor.drift.analysis import Options
 from .system.failure import AgentFailure
 
 
@@ -172,7 +173,7 @@ def _serving(args: argparse.Namespace) -> dict[str, Any]:
 
         return shadow.end(args.by, args.reason, args.revision)
     if args.command == "shadow-report":
-        from . import shadow_report
+        from .monitor.shadow import report as shadow_report
 
         return shadow_report.report(args.tolerance, out=args.out)
     if args.command == "retire":

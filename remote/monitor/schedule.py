@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from remote.agent.drift import EXPERIMENT
+from remote.agent.monitor.drift.report import EXPERIMENT
 from remote.changes import Changed
 from remote.contract import MLFLOW_UNIT, MONITOR_DIR
 from remote.errors import MonitorError

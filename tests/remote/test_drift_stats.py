@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
-from remote.agent.drift_report import Options, Report, analyse
-from remote.agent.drift_stats import pick_test
-from remote.agent.monitor_inputs import read_predictions
+from remote.agent.monitor.drift.analysis import Options, Report, analyse
+from remote.agent.monitor.drift.stats import pick_test
+from remote.agent.monitor.predictions import read_predictions
 from tests.prediction_log import lines
 from tests.taxi_example import example_module, trained
 

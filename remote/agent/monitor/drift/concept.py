@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .drift_stats import HISTOGRAM_BINS
+from .stats import HISTOGRAM_BINS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .system.failure import AgentFailure
+from ..system.failure import AgentFailure
 
 PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"
 MONITOR_DIR = "/var/lib/mlops-box/monitor"

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import drift_render, monitor_inputs, monitor_mlflow
-from .drift_report import Options, Report, analyse
-from .system.failure import AgentFailure
+from . import render as drift_render
+from .. import predictions as monitor_inputs, tracking as monitor_mlflow
+from .analysis import Options, Report, analyse
+from ...system.failure import AgentFailure
 
 EXPERIMENT = "mlops-box-monitoring"
 KIND_EMPTY = "empty-window"

@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import drift_concept, drift_stats
-from .drift_concept import ConceptDrift, LabelCounts
-from .drift_stats import ColumnDrift, Quality
+from . import concept as drift_concept, stats as drift_stats
+from .concept import ConceptDrift, LabelCounts
+from .stats import ColumnDrift, Quality
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .monitor_inputs import Predictions
+    from ..predictions import Predictions
 
 PREDICTION = "prediction"
 

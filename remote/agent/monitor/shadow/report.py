@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import monitor_mlflow, report_files
-from .deploy import state
-from .system import layout as paths
-from .drift import MPL_CACHE
-from .deploy.kinds.shadow import window
-from .shadow_pairs import DEFAULT_TOLERANCE, LIVE_SLOTS, Comparison, compare, read_records, read_relay
+from .. import tracking as monitor_mlflow, report_files
+from ...deploy import state
+from ...system import layout as paths
+from ..drift.report import MPL_CACHE
+from ...deploy.kinds.shadow import window
+from .pairs import DEFAULT_TOLERANCE, LIVE_SLOTS, Comparison, compare, read_records, read_relay
 
 EXPERIMENT = "mlops-box-deployments"
 LIVE_COLOR = "#2e86c1"

@@ -11,9 +11,9 @@ import html
 from pathlib import Path
 from typing import Any
 
-from . import report_files
-from .drift_report import PREDICTION, Report
-from .drift_stats import TEST_NAMES, ColumnDrift
+from .. import report_files
+from .analysis import PREDICTION, Report
+from .stats import TEST_NAMES, ColumnDrift
 
 REFERENCE_COLOR = "#7f8c9b"
 CURRENT_COLOR = "#d9822b"

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .drift_report import one_value
-from .monitor_inputs import WARMUP_PREFIX
+from ..drift.analysis import one_value
+from ..predictions import WARMUP_PREFIX
 
 DEFAULT_TOLERANCE = 0.05  # relative: |live - shadow| <= 5% of the larger of the two
 TOP_DIFFERENCES = 10

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .system import mlflow_api as mlflow_rest
-from .system.failure import AgentFailure
-from .system.mlflow_api import call
+from ..system import mlflow_api as mlflow_rest
+from ..system.failure import AgentFailure
+from ..system.mlflow_api import call
 
 MLFLOW_URL = "http://127.0.0.1:5000"
 REFERENCE_ARTIFACT = "reference/reference.csv"
