@@ -15,7 +15,7 @@ from typing import Any
 
 from .mlflow import store as db, data as mlflow_data, rds_secret, sqlite_backup
 from .monitor.drift import report as drift
-from . import idle_commands
+from .idle import autostop as idle_commands
 from .deploy import front_door as front_door_tls
 from .train import jobs as train_jobs, register as train_register, start as train_start
 from .monitor.drift.analysis import Options

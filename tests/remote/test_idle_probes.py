@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from remote.agent import idle, idle_probes
+from remote.agent.idle import decide as idle, probes as idle_probes
 from tests.remote.agent_runs import BundleRun, run_bundle
 
 

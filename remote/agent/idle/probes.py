@@ -11,8 +11,8 @@ import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .system.failure import AgentFailure
-from .idle import KEEPALIVE, ROUTER, SSH, UNITS, Activity, Probes
+from ..system.failure import AgentFailure
+from .decide import KEEPALIVE, ROUTER, SSH, UNITS, Activity, Probes
 
 # The kernel's TCP tables of this network namespace; tcp6 is absent without IPv6.
 TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .system import files
-from . import idle, idle_probes
-from .system.failure import AgentFailure
+from ..system import files
+from . import decide as idle, probes as idle_probes
+from ..system.failure import AgentFailure
 
 SETTING_FILE = "autostop.json"
 LAST_AUTOSTOP_FILE = "last-autostop.json"
