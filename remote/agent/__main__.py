@@ -13,13 +13,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .mlflow import store as db, data as mlflow_data, rds_secret, sqlite_backup
-from .monitor.drift import report as drift
-from .idle import autostop as idle_commands
 from .deploy import front_door as front_door_tls
-from .train import jobs as train_jobs, register as train_register, start as train_start
+from .idle import autostop as idle_commands
+from .mlflow import data as mlflow_data
+from .mlflow import rds_secret, sqlite_backup
+from .mlflow import store as db
+from .monitor.drift import report as drift
 from .monitor.drift.analysis import Options
 from .system.failure import AgentFailure
+from .train import jobs as train_jobs
+from .train import register as train_register
+from .train import start as train_start
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,8 +136,9 @@ def _serving_commands(commands: Any) -> None:
 
 def _serving(args: argparse.Namespace) -> dict[str, Any]:
     """The serving commands, imported only when one runs."""
+    from .deploy import control as serving
+    from .deploy import transition
     from .system import nginx
-    from .deploy import control as serving, transition
 
     if args.command == "deploy-begin":
         return transition.begin(args.kind, args.model, args.holder, args.by)

@@ -10,8 +10,8 @@ and `db-upgrade`. The URI is never in argv, a log or a message.
 
 from __future__ import annotations
 
-from remote.agent.mlflow import store as on_box_db
 from remote.agent.mlflow import rds_secret as on_box_secret
+from remote.agent.mlflow import store as on_box_db
 from remote.errors import (
     DatabaseAuthError,
     DatabaseError,

@@ -175,7 +175,7 @@ def test_a_version_label_nginx_could_misread_is_left_out() -> None:
 def test_the_template_travels_in_the_bundle_and_renders_from_the_zip(tmp_path: Path) -> None:
     zipped = tmp_path / "agent.zip"
     zipped.write_bytes(agent.bundle()[1])
-    script = "from mlops_agent import router, state; print(router.render(state.empty()))"
+    script = "from mlops_agent.deploy import router, state; print(router.render(state.empty()))"
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,

@@ -11,9 +11,17 @@ import pytest
 
 from remote.agent.deploy import router, state
 from remote.agent.deploy.kinds import shadow
-from remote.agent.system.failure import AgentFailure
-from remote.agent.monitor.shadow.pairs import Record, agreement, answer_kind, compare, percentile, read_records, read_relay
+from remote.agent.monitor.shadow.pairs import (
+    Record,
+    agreement,
+    answer_kind,
+    compare,
+    percentile,
+    read_records,
+    read_relay,
+)
 from remote.agent.monitor.shadow.report import verdict
+from remote.agent.system.failure import AgentFailure
 from remote.deploy import apply
 from remote.deploy import shadow as controller
 from remote.deploy.plan import check_rate

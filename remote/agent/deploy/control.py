@@ -8,10 +8,11 @@ import os
 import subprocess
 from typing import Any
 
-from .kinds import bluegreen, canary, shadow
-from . import slots, state
-from ..system import nginx, layout as paths
+from ..system import layout as paths
+from ..system import nginx
 from ..system.failure import AgentFailure
+from . import slots, state
+from .kinds import bluegreen, canary, shadow
 from .transition import cancel_retire, reconcile
 
 # Each kind of transition and its steps; `deploy-run` runs the recorded one's.

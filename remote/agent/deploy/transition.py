@@ -16,9 +16,10 @@ import subprocess
 import sys
 from typing import Any
 
-from ..system import nginx, layout as paths
-from . import router, slots, state
+from ..system import layout as paths
+from ..system import nginx
 from ..system.failure import AgentFailure
+from . import router, slots, state
 
 KINDS = ("blue-green", "rollback", "canary", "shadow")
 # They fetch a model and build its env first.

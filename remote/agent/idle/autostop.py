@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from ..system import files
-from . import decide as idle, probes as idle_probes
 from ..system.failure import AgentFailure
+from . import decide as idle
+from . import probes as idle_probes
 
 SETTING_FILE = "autostop.json"
 LAST_AUTOSTOP_FILE = "last-autostop.json"

@@ -22,10 +22,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .store import URI_KEY, postgres_uri
 from ..system.envfile import env_file_line
 from ..system.failure import AgentFailure
 from ..system.files import write_text
+from .store import URI_KEY, postgres_uri
 
 KIND_CONFIG = "rds-config"
 KIND_NO_BOTO3 = "no-driver"

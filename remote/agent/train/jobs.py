@@ -17,7 +17,19 @@ from typing import Any
 
 from ..system import mlflow_api as mlflow_rest
 from ..system.failure import AgentFailure
-from .records import ACTIVE_STATES, FINAL_STATES, all_ids, check_id, duration_s, epoch, locked, now, read, update, write
+from .records import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    all_ids,
+    check_id,
+    duration_s,
+    epoch,
+    locked,
+    now,
+    read,
+    update,
+    write,
+)
 
 # MLflow's end status for each final state.
 RUN_STATUS = {

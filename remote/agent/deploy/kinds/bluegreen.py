@@ -20,9 +20,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...system import files, layout as paths
-from .. import gates, models as registry, slots, state
+from ...system import files
+from ...system import layout as paths
 from ...system.failure import AgentFailure
+from .. import gates, slots, state
+from .. import models as registry
 from ..transition import agent_zip, apply_router, cancel_retire, log, retire_later
 
 VERIFY_TIMEOUT_S = 10.0

@@ -19,10 +19,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import gates, models as registry, slots, state
-from .bluegreen import drop, sentence, start_checked, switch, warm_until
 from ...system.failure import AgentFailure
+from .. import gates, slots, state
+from .. import models as registry
 from ..transition import apply_router, log
+from .bluegreen import drop, sentence, start_checked, switch, warm_until
 
 TICK_S = 0.5
 REPORT_EVERY_S = 2.0

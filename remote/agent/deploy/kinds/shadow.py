@@ -17,10 +17,10 @@ import time
 from typing import Any
 
 from ...system import layout as paths
-from .. import slots, state
-from .bluegreen import drop, start_checked
 from ...system.failure import AgentFailure
+from .. import slots, state
 from ..transition import apply_router, cancel_timers, log, timer
+from .bluegreen import drop, start_checked
 
 KIND_NO_SHADOW = "no-shadow"
 KIND_MIRROR = "mirror"

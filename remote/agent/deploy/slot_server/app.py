@@ -15,8 +15,8 @@ import json
 import os
 from typing import Any
 
-from . import predlog
 from ...system.failure import AgentFailure
+from . import predlog
 
 # Longer than the router's upstream keep-alive (60 s): nginx closes idle connections first.
 KEEP_ALIVE_S = 75

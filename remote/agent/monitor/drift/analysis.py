@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import concept as drift_concept, stats as drift_stats
+from . import concept as drift_concept
+from . import stats as drift_stats
 from .concept import ConceptDrift, LabelCounts
 from .stats import ColumnDrift, Quality
 

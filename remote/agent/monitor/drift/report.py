@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import render as drift_render
-from .. import predictions as monitor_inputs, tracking as monitor_mlflow
-from .analysis import Options, Report, analyse
 from ...system.failure import AgentFailure
+from .. import predictions as monitor_inputs
+from .. import tracking as monitor_mlflow
+from . import render as drift_render
+from .analysis import Options, Report, analyse
 
 EXPERIMENT = "mlops-box-monitoring"
 KIND_EMPTY = "empty-window"

@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import tracking as monitor_mlflow, report_files
 from ...deploy import state
-from ...system import layout as paths
-from ..drift.report import MPL_CACHE
 from ...deploy.kinds.shadow import window
+from ...system import layout as paths
+from .. import report_files
+from .. import tracking as monitor_mlflow
+from ..drift.report import MPL_CACHE
 from .pairs import DEFAULT_TOLERANCE, LIVE_SLOTS, Comparison, compare, read_records, read_relay
 
 EXPERIMENT = "mlops-box-deployments"

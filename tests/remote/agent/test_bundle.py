@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from remote.system import agent
-from tests.remote.agent_runs import run_bundle
+from tests.remote.agent.runs import run_bundle
 
 # What the agent may import inside a function: the packages of the on-box environment
 # that runs that command: the MLflow server's venv, the monitor's (remote/monitor/env.py),
@@ -109,7 +109,7 @@ def test_fab_l_loads_no_cloud_sdk_and_no_ssh_library_of_its_own() -> None:
     fab = Path(sys.executable).with_name("fab")
     proc = subprocess.run(
         [str(fab), "-l"],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from remote.agent.idle import decide as idle
-from remote.agent.system.failure import AgentFailure
 from remote.agent.idle.decide import Activity, AutoStop, Clock, Probes, Setting, decide
+from remote.agent.system.failure import AgentFailure
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 BOOT = "boot-1"

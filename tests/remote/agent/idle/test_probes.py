@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from remote.agent.idle import decide as idle, probes as idle_probes
-from tests.remote.agent_runs import BundleRun, run_bundle
+from remote.agent.idle import decide as idle
+from remote.agent.idle import probes as idle_probes
+from tests.remote.agent.runs import BundleRun, run_bundle
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from remote import contract
-from remote.agent.monitor.drift import render as drift_render
 from remote.agent.monitor import predictions as monitor_inputs
+from remote.agent.monitor.drift import render as drift_render
 from remote.agent.monitor.drift.analysis import Options, analyse
 from remote.agent.monitor.drift.stats import distribution
-from remote.agent.system.failure import AgentFailure
 from remote.agent.monitor.predictions import live_model, read_labels, read_predictions
+from remote.agent.system.failure import AgentFailure
 from tests.prediction_log import WARMUP_ID, line, lines
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
