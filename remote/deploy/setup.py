@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from remote import contract
+from remote.agent.deploy import commands as deploy_cmds
 from remote.changes import Changed
 from remote.errors import DeployError
 from remote.system import systemd, templates
@@ -39,7 +40,7 @@ def render_boot_unit() -> str:
     return templates.render(
         f"{contract.SERVING_BOOT_UNIT}.j2",
         state_file=contract.DEPLOY_STATE_FILE,
-        exec_start=unit_command("serving-boot", python=SYSTEM_PYTHON),
+        exec_start=unit_command(deploy_cmds.BOOT, python=SYSTEM_PYTHON),
         timeout_s=BOOT_TIMEOUT_S,
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remote.agent.monitor import commands as monitor_cmds
 from remote.deploy import apply, status
 from remote.deploy.plan import check_model_uri, check_percent, check_seconds
 from remote.errors import DeployError
@@ -113,7 +114,7 @@ def report(conn: Connection, dest: Path, tolerance: float, *, say: Say) -> Shado
     say("Computing the shadow report on the box...")
     answer, folder = compute_and_fetch(
         conn,
-        "shadow-report",
+        monitor_cmds.SHADOW_REPORT,
         ["--tolerance", str(tolerance)],
         dest,
         name=lambda a: f"shadow-{a['shadow_model']}",

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from remote.agent.mlflow import commands as mlflow_cmds
 from remote.errors import MlopsBoxError
 from remote.mlflow.spec import MLFLOW_USER, STATE_FILE, UNIT_NAME, VENV_ROOT, store_env_file
 from remote.system import systemd
@@ -75,7 +76,7 @@ def status(conn: Connection) -> MlflowStatus:
     version = str(state.get("version") or "") or None
     data = run_agent(
         conn,
-        "mlflow-data",
+        mlflow_cmds.DATA,
         python=f"{VENV_ROOT}/{version}/bin/python",
         # With RDS, the file the server's start step wrote; `-`: a server that never
         # started has none, and the agent then says to re-run the install.

@@ -17,6 +17,7 @@ from typing import Any
 
 import paramiko
 
+from remote.agent.idle import commands as idle_cmds
 from remote.box_status import format_uptime
 from remote.changes import Changed
 from remote.contract import (
@@ -105,7 +106,7 @@ def check_args() -> list[str]:
 
 def render_units(agent_bundle: str) -> tuple[str, str]:
     """(the service, the timer) that run the check every minute."""
-    words = [SYSTEM_PYTHON, "-m", PACKAGE, "idle-check", *check_args()]
+    words = [SYSTEM_PYTHON, "-m", PACKAGE, idle_cmds.CHECK, *check_args()]
     for word in [agent_bundle, *words]:
         if not _UNIT_WORD.fullmatch(word):
             raise ValueError(f"{word!r} cannot stand unquoted in a unit file")
@@ -139,7 +140,7 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
     extra = ["--ignore-serving"] if request.ignore_serving else []
     answer = run_agent(
         conn,
-        "idle-set",
+        idle_cmds.SET,
         "--dir",
         IDLE_DIR,
         "--idle-minutes",
@@ -156,7 +157,7 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
 def _turn_off(conn: Connection) -> Changed:
     """The setting says off (a check that runs anyway does nothing), and the timer stops."""
     changed = Changed()
-    answer = run_agent(conn, "idle-set", "--dir", IDLE_DIR, "--off", error=AutostopError)
+    answer = run_agent(conn, idle_cmds.SET, "--dir", IDLE_DIR, "--off", error=AutostopError)
     if answer.get("changed"):
         changed.add("the setting (off)")
     timer = systemd.state(conn, IDLE_TIMER)
@@ -168,7 +169,7 @@ def _turn_off(conn: Connection) -> Changed:
 
 def read_status(conn: Connection) -> list[tuple[str, str]]:
     """The auto-stop rows of `fab box.status`, asked of the running box."""
-    view = run_agent(conn, "idle-status", "--dir", IDLE_DIR, error=AutostopError)
+    view = run_agent(conn, idle_cmds.STATUS, "--dir", IDLE_DIR, error=AutostopError)
     return status_rows(view, systemd.state(conn, IDLE_TIMER))
 
 

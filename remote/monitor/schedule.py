@@ -18,6 +18,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from remote.agent.monitor import commands as monitor_cmds
 from remote.agent.monitor.drift.report import EXPERIMENT
 from remote.changes import Changed
 from remote.contract import MLFLOW_UNIT, MONITOR_DIR
@@ -72,7 +73,14 @@ def systemd_word(arg: str) -> str:
 
 
 def render_service(schedule: Schedule, agent: str) -> str:
-    argv = [PYTHON, "-m", PACKAGE, "drift-report", *schedule.request.agent_args(), "--empty-ok"]
+    argv = [
+        PYTHON,
+        "-m",
+        PACKAGE,
+        monitor_cmds.DRIFT_REPORT,
+        *schedule.request.agent_args(),
+        "--empty-ok",
+    ]
     return templates.render(
         "mlops-drift.service.j2",
         description=schedule.description.replace("%", "%%"),

@@ -20,6 +20,7 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 
+from remote.agent.system import commands as system_cmds
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
 from remote.system import files
@@ -110,7 +111,7 @@ def ensure_site(
     try:
         for item, source in zip(wanted, staged, strict=True):
             files.write(conn, RemoteFile(source, item.content, 0o600))
-        answer = run_agent(conn, "nginx-site", *args, error=error)
+        answer = run_agent(conn, system_cmds.NGINX_SITE, *args, error=error)
     finally:
         check(conn, sudo("rm -f " + " ".join(shlex.quote(p) for p in staged)))
     return Changed([str(path) for path in answer["changed"]])
@@ -128,13 +129,15 @@ def remove_site(
     if all(state is None for state in files.probe(conn, paths).values()):
         return Changed()
     args = [name, *(arg for path in companions for arg in ("--drop", path))]
-    return Changed([str(p) for p in run_agent(conn, "nginx-site", *args, error=error)["changed"]])
+    return Changed(
+        [str(p) for p in run_agent(conn, system_cmds.NGINX_SITE, *args, error=error)["changed"]]
+    )
 
 
 def reload(conn: Connection, *, error: type[MlopsBoxError] = NginxError) -> None:
     """Load the configuration on disk again (a file it reads changed, e.g. a certificate):
     checked, under the nginx lock, and confirmed; `error` with nginx's reason if refused."""
-    run_agent(conn, "nginx-reload", error=error)
+    run_agent(conn, system_cmds.NGINX_RELOAD, error=error)
 
 
 def _running(conn: Connection) -> bool:

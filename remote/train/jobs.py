@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from remote.agent.system.envfile import env_file_line
+from remote.agent.train import commands as train_cmds
 from remote.agent.train.records import JOB_ID, KIND_UNKNOWN_JOB
 from remote.agent.train.start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT
@@ -190,7 +191,7 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
     try:
         # Optimistic: with the environment built and every blob on the box (a rerun), this
         # one call starts the job; otherwise it says what is lacking and changes nothing.
-        answer = _agent(conn, "train-start", staging)
+        answer = _agent(conn, train_cmds.START, staging)
         built, uploaded = False, Uploaded(0, 0)
         if not answer["started"]:
             if answer["env_ready"]:
@@ -199,7 +200,7 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
                 build(conn, env, say=say)
                 built = True
             uploaded = upload_blobs(conn, staging, job.snapshot, list(answer["missing"]))
-            answer = _agent(conn, "train-start", staging)
+            answer = _agent(conn, train_cmds.START, staging)
             if not answer["started"]:
                 raise TrainError("The box still lacks part of the job after the upload: run again.")
         else:
@@ -212,16 +213,16 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
 
 
 def show(conn: Connection, job_id: str) -> JobRecord:
-    return JobRecord.of(_agent(conn, "train-show", _checked(job_id))["record"])
+    return JobRecord.of(_agent(conn, train_cmds.SHOW, _checked(job_id))["record"])
 
 
 def list_jobs(conn: Connection) -> list[JobRecord]:
-    return [JobRecord.of(found) for found in _agent(conn, "train-list")["jobs"]]
+    return [JobRecord.of(found) for found in _agent(conn, train_cmds.LIST)["jobs"]]
 
 
 def cancel(conn: Connection, job_id: str) -> tuple[JobRecord, bool]:
     """Stop the job; (its record, whether it was still running)."""
-    answer = _agent(conn, "train-cancel", _checked(job_id))
+    answer = _agent(conn, train_cmds.CANCEL, _checked(job_id))
     return JobRecord.of(answer["record"]), bool(answer["cancelled"])
 
 

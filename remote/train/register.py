@@ -8,6 +8,7 @@ notes the version, so `train.list` shows it.
 
 from __future__ import annotations
 
+from remote.agent.train import commands as train_cmds
 from remote.agent.train.records import JOBS_DIR, TRAIN_USER
 from remote.agent.train.register import KIND_MANY_MODELS, KIND_NO_MODEL
 from remote.system.agent import run_agent
@@ -31,7 +32,7 @@ def register(conn: Connection, record: JobRecord, name: str, logged_model: str =
     chosen = ["--logged-model", logged_model] if logged_model else []
     answer = run_agent(
         conn,
-        "train-register",
+        train_cmds.REGISTER,
         record.run_id,
         name,
         "--alias",
@@ -45,5 +46,7 @@ def register(conn: Connection, record: JobRecord, name: str, logged_model: str =
         error=TrainError,
     )
     version = str(answer["version"])
-    run_agent(conn, "train-note", record.id, "--registered", f"{name}/{version}", error=TrainError)
+    run_agent(
+        conn, train_cmds.NOTE, record.id, "--registered", f"{name}/{version}", error=TrainError
+    )
     return f"models:/{name}/{version}"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from remote.agent.idle import commands as idle_cmds
 from remote.monitor.idle import check_args
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
@@ -155,7 +156,7 @@ def test_requests_through_the_router_keep_the_box_from_idling(serving: ServingBo
     try:
         assert serving.router(body=trips())[0] == 200
         at = datetime.datetime.now(datetime.UTC).isoformat()
-        check = run_agent(serving.box.conn, "idle-check", *check_args(), "--dry-run", "--at", at)
+        check = run_agent(serving.box.conn, idle_cmds.CHECK, *check_args(), "--dry-run", "--at", at)
         assert any(b.startswith("requests to the router") for b in check["busy"]), check
     finally:
         off = serving.fab("box.autostop", "--off")

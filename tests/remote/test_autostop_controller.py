@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from remote import contract
-from remote.agent.__main__ import _parser
+from remote.agent.cli import parser as _parser
 from remote.errors import ConfigError
 from remote.monitor import idle
 from remote.providers.base import BoxState, State

@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from remote.agent.__main__ import main as agent_main
+from remote.agent.cli import main as agent_main
 from remote.agent.mlflow import rds_secret
 from remote.agent.mlflow import store as agent
 from remote.agent.system.envfile import env_file_line

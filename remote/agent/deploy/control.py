@@ -1,5 +1,5 @@
 """Serving as a whole: what runs where (for `deploy.status`), the transitions the unit
-mlops-deploy runs, promote and abort of what runs (a canary, else a shadow), and
+mlops-deploy runs (runner.py), promote and abort of what runs (a canary, else a shadow), and
 stopping all of it."""
 
 from __future__ import annotations
@@ -12,16 +12,8 @@ from ..system import layout as paths
 from ..system import nginx
 from ..system.failure import AgentFailure
 from . import slots, state
-from .kinds import bluegreen, canary, shadow
+from .kinds import canary, shadow
 from .transition import cancel_retire, reconcile
-
-# Each kind of transition and its steps; `deploy-run` runs the recorded one's.
-TRANSITIONS: dict[str, bluegreen.Steps] = {
-    "blue-green": bluegreen.blue_green,
-    "rollback": bluegreen.rollback,
-    "canary": canary.canary,
-    "shadow": shadow.steps,
-}
 
 STATUS_HISTORY = 20  # history entries the status answer carries (without their logs)
 
@@ -110,11 +102,6 @@ def boot() -> dict[str, Any]:
     if mirror:
         shadow.end("the box's start", "the box restarted", mirror["revision"])
     return {"live": state.model_label((current.get("live") or {}).get("model"))}
-
-
-def run(revision: int) -> dict[str, Any]:
-    """The unit mlops-deploy's body: the recorded transition's steps."""
-    return bluegreen.run(revision, TRANSITIONS)
 
 
 def _running(current: dict[str, Any], kind: str) -> dict[str, Any] | None:

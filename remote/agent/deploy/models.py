@@ -1,22 +1,18 @@
-"""The box's MLflow registry: resolve and copy a model for a slot, and move its alias.
+"""A model for a slot: resolved in the box's MLflow registry and copied.
 
 `fetch` runs with the MLflow server's own Python (it has the MLflow client): it resolves
 the URI against the server on 127.0.0.1:5000 (models:/name@alias, models:/name/3,
 runs:/<id>/model, or anything else MLflow downloads), copies the model's files into an
-immutable directory named by their content, and reads its requirements. `move_alias`
-uses MLflow's REST API with the standard library only, for the deploy transition.
+immutable directory named by their content, and reads its requirements.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from typing import Any
 
 from ..system import layout as paths
@@ -26,7 +22,6 @@ KIND_NO_MODEL = "no-model"
 KIND_MLFLOW = "mlflow-unreachable"
 KIND_NOT_SERVABLE = "not-servable"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-REQUEST_TIMEOUT_S = 15
 
 
 def resolve(client: Any, uri: str) -> tuple[str, str, str, str | None]:
@@ -164,23 +159,3 @@ def _field(text: str, key: str) -> str:
 
 def _first_line(text: str) -> str:
     return (text.strip().splitlines() or ["unknown error"])[0][:300]
-
-
-def move_alias(model: dict[str, Any], alias: str = paths.CHAMPION_ALIAS) -> str:
-    """Point the registered model's `alias` at this version; the sentence to log."""
-    source = str(model.get("source", ""))
-    if not re.fullmatch(r"models:/[^@]+/\d+", source):
-        return f"{source} is not a registered model version: alias {alias} not moved"
-    body = json.dumps({"name": model["name"], "alias": alias, "version": model["version"]})
-    request = urllib.request.Request(
-        f"{paths.MLFLOW_URL}/api/2.0/mlflow/registered-models/alias",
-        data=body.encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S):
-            pass
-    except (OSError, urllib.error.HTTPError) as exc:
-        return f"could not move alias {alias} to {model['name']}/{model['version']}: {exc}"
-    return f"alias {alias} now names {model['name']}/{model['version']}"

@@ -14,17 +14,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ..system import layout as paths
 from ..system import nginx
 from ..system.failure import AgentFailure
-from . import router, slots, state
+from . import commands, router, slots, state
+from .kinds import KINDS
+from .settings import KIND_LAUNCH
 
-KINDS = ("blue-green", "rollback", "canary", "shadow")
-# They fetch a model and build its env first.
-NEW_MODEL_KINDS = ("blue-green", "canary", "shadow")
-KIND_LAUNCH = "launch"
 # The agent's own package (mlops_agent on the box), this module's grandparent.
 AGENT_PACKAGE = (__package__ or "").rpartition(".")[0]
 
@@ -101,12 +100,15 @@ def abandon(revision: int, reason: str) -> dict[str, Any]:
     return {}
 
 
-def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
-    """Start the transition's steps as the unit mlops-deploy-<revision>; returns at once."""
+def launch(revision: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Start the transition's steps as the unit mlops-deploy-<revision>; returns at once.
+    `options` are deploy-launch's: the transition's kind takes its settings from them."""
     with state.changing() as current:
         transition = _ours(current, revision)
+        kind = KINDS[transition["kind"]]
+        settings = kind.settings.of(options).stored()
         model = transition.get("model")
-        if transition["kind"] in NEW_MODEL_KINDS:
+        if kind.new_model:
             if not model or not os.path.isfile(f"{settings['env']}/bin/python"):
                 raise AgentFailure(KIND_LAUNCH, f"No environment at {settings['env']}.")
             model["env"] = settings["env"]
@@ -127,7 +129,7 @@ def launch(revision: int, settings: dict[str, Any]) -> dict[str, Any]:
                 sys.executable,
                 "-m",
                 AGENT_PACKAGE,
-                "deploy-run",
+                commands.RUN,
                 str(revision),
             ],
             capture_output=True,
@@ -180,7 +182,7 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
     (asked for, or the timer could not be made: a warm slot is never left without one)."""
     cancel_retire(slot)
     unit = paths.RETIRE_UNIT.format(slot=slot, revision=revision)
-    if seconds > 0 and timer(unit, seconds, "retire", slot, str(revision)):
+    if seconds > 0 and timer(unit, seconds, commands.RETIRE, slot, str(revision)):
         return state.later(seconds)
     slots.stop(slot)
     slots.enable(slot, on=False)

@@ -88,18 +88,18 @@ def _refuse(found: dict[str, Any], ref: str) -> None:
             f"MLflow on the box has no model {ref!r} ({error.get('message', '').strip()}): "
             f"check the name in the MLflow UI (`fab mlflow.ui`); give {REF_FORMS}.",
         )
-    mlflow_rest._ok(found, f"find the model {ref!r}")
+    mlflow_rest.ok(found, f"find the model {ref!r}")
 
 
 def _value(answer: dict[str, Any], key: str) -> str:
-    return str(mlflow_rest._ok(answer, f"read {key}")[key])
+    return str(mlflow_rest.ok(answer, f"read {key}")[key])
 
 
 def training_run(base: str, model: ModelVersion) -> tuple[str, float | None]:
     """The training run's artifact URI and its validation error (None if not logged)."""
     if not model.run_id:
         raise _no_reference(model, "it was registered without a training run")
-    run = mlflow_rest._ok(call(base, "runs/get", run_id=model.run_id), "read the training run")
+    run = mlflow_rest.ok(call(base, "runs/get", run_id=model.run_id), "read the training run")
     metrics = {m["key"]: m["value"] for m in run["run"]["data"].get("metrics", [])}
     value = metrics.get(VALIDATION_METRIC)
     return str(run["run"]["info"]["artifact_uri"]), None if value is None else float(value)
@@ -217,8 +217,8 @@ def log_report(
             ],
             "params": [{"key": _key(k), "value": v[:6000]} for k, v in params.items()],
         }
-        mlflow_rest._ok(call(base, "runs/log-batch", body), "log the report's figures")
-        answer = mlflow_rest._ok(call(base, "runs/get", run_id=run_id), "read the report's run")
+        mlflow_rest.ok(call(base, "runs/log-batch", body), "log the report's figures")
+        answer = mlflow_rest.ok(call(base, "runs/get", run_id=run_id), "read the report's run")
         artifacts = str(answer["run"]["info"]["artifact_uri"])
         for path in files:
             upload(base, artifacts, f"report/{path.name}", path.read_bytes())

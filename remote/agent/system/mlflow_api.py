@@ -56,7 +56,7 @@ def call(base: str, path: str, body: dict[str, Any] | None = None, **query: str)
         ) from None
 
 
-def _ok(answer: dict[str, Any], what: str) -> dict[str, Any]:
+def ok(answer: dict[str, Any], what: str) -> dict[str, Any]:
     if "_error" in answer:
         error = answer["_error"]
         why = f"{error.get('error_code')} {error.get('message', '')}".strip()
@@ -78,20 +78,20 @@ def experiment_id(base: str, name: str) -> str:
                 )
             return str(found["experiment"]["experiment_id"])
         if found["_error"].get("error_code") != "RESOURCE_DOES_NOT_EXIST":
-            _ok(found, f"find the experiment {name!r}")
+            ok(found, f"find the experiment {name!r}")
         made = call(base, "experiments/create", {"name": name})
         if "_error" not in made:
             return str(made["experiment_id"])
         if made["_error"].get("error_code") != "RESOURCE_ALREADY_EXISTS":
             break
-    _ok(made, f"create the experiment {name!r}")
+    ok(made, f"create the experiment {name!r}")
     raise AgentFailure(KIND_MLFLOW, f"MLflow did not create the experiment {name!r}.")
 
 
 def create_run(
     base: str, experiment: str, run_name: str, tags: dict[str, str], start_ms: int
 ) -> str:
-    answer = _ok(
+    answer = ok(
         call(
             base,
             "runs/create",
@@ -109,7 +109,7 @@ def create_run(
 
 def end_run(base: str, run_id: str, status: str, end_ms: int) -> None:
     """Set the run's final status (FINISHED, FAILED or KILLED) and end time."""
-    _ok(
+    ok(
         call(base, "runs/update", {"run_id": run_id, "status": status, "end_time": end_ms}),
         f"mark the run {run_id} {status}",
     )

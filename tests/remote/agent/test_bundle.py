@@ -16,27 +16,42 @@ from pathlib import Path
 
 import pytest
 
+from remote.agent import cli
+from remote.agent.cli import Command, Env
 from remote.system import agent
 from tests.remote.agent.runs import run_bundle
 
-# What the agent may import inside a function: the packages of the on-box environment
-# that runs that command: the MLflow server's venv, the monitor's (remote/monitor/env.py),
-# and a model's (whose MLflow brings uvicorn). Nothing else outside the stdlib.
-MLFLOW_VENV = {"sqlalchemy", "mlflow", "boto3", "botocore"}
-MONITOR_VENV = {"mlflow", "numpy", "scipy", "pandas", "matplotlib", "yaml"}
-MODEL_VENV = {"mlflow", "uvicorn"}
-ON_BOX_ENVIRONMENT = MLFLOW_VENV | MONITOR_VENV | MODEL_VENV
+# What a command's modules may import (inside a function) beyond the standard library:
+# the packages of the environment it runs in (cli.Env): the MLflow server's venv, the
+# monitor's (remote/monitor/env.py), and a model's or a training job's (whose MLflow
+# brings uvicorn). The box's own Python has the standard library only.
+ENVIRONMENT = {
+    Env.SYSTEM: set(),
+    Env.MLFLOW: {"sqlalchemy", "mlflow", "boto3", "botocore"},
+    Env.MONITOR: {"mlflow", "numpy", "scipy", "pandas", "matplotlib", "yaml"},
+    Env.MODEL: {"mlflow", "uvicorn"},
+}
 
 
-def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
-    """(module, relative level, at module level?) for every import in the tree."""
-    top = {id(node) for node in tree.body}
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(agent.SOURCE_DIR).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in agent.sources() if p.suffix == ".py"}
+COMMANDS = [record for records in cli.commands().values() for record in records]
+
+
+def _imports(tree: ast.AST) -> list[tuple[str, int, bool, list[str]]]:
+    """(module, relative level, at module level?, names) for every import in the tree."""
+    top = {id(node) for node in getattr(tree, "body", [])}
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(alias.name, 0, id(node) in top) for alias in node.names]
+            found += [(alias.name, 0, id(node) in top, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            found.append((node.module or "", node.level, id(node) in top))
+            names = [alias.name for alias in node.names]
+            found.append((node.module or "", node.level, id(node) in top, names))
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -44,23 +59,105 @@ def _imports(tree: ast.Module) -> list[tuple[str, int, bool]]:
             and node.args
             and isinstance(node.args[0], ast.Constant)
         ):
-            found.append((str(node.args[0].value), 0, False))
+            found.append((str(node.args[0].value), 0, False, []))
     return found
 
 
-@pytest.mark.parametrize(
-    "source",
-    [p for p in agent.sources() if p.suffix == ".py"],
-    ids=lambda p: p.relative_to(agent.SOURCE_DIR).as_posix(),
-)
-def test_the_agent_imports_only_the_stdlib_itself_and_its_environment(source: Path) -> None:
-    tree = ast.parse(source.read_text())
-    for module, level, top_level in _imports(tree):
+def _edges(module: str, tree: ast.AST) -> tuple[set[str], set[str]]:
+    """The agent modules `tree` (of `module`) imports, and the other packages' roots."""
+    path = MODULES[module]
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    package = [part for part in package if part]
+    agent_modules, outside = set(), set()
+    for name, level, _, names in _imports(tree):
+        if level == 0:
+            root = name.split(".")[0]
+            if root != "__future__" and root not in sys.stdlib_module_names:
+                outside.add(root)
+            continue
+        base = ".".join(package[: len(package) - level + 1] + ([name] if name else []))
+        candidates = [base, *(f"{base}.{n}".lstrip(".") for n in names)]
+        agent_modules |= {m for m in candidates if m in MODULES}
+    return agent_modules, outside
+
+
+def _part(module: str, function: str | None) -> ast.AST:
+    """What of `module` a command loads: all of it, but of a commands module only its
+    top level and `function` (its other handlers are other commands', checked as such)."""
+    tree = ast.parse(MODULES[module].read_text())
+    if module.split(".")[-1] != "commands" and function is None:
+        return tree
+    body = [
+        node
+        for node in tree.body
+        if not isinstance(node, ast.FunctionDef | ast.ClassDef) or node.name == function
+    ]
+    return ast.Module(body=body, type_ignores=[])
+
+
+def _reached(record: Command) -> dict[str, set[str]]:
+    """Every agent module the command may load, with the packages each imports: the
+    handler's module at its top level and inside the handler itself, then the whole of
+    every module that reaches (but a commands module's top level only)."""
+    module, _, function = record.handler.partition(":")
+    todo: list[tuple[str, str | None]] = [(module, function)]
+    reached: dict[str, set[str]] = {}
+    while todo:
+        name, handler = todo.pop()
+        if name in reached and handler is None:
+            continue
+        agent_modules, outside = _edges(name, _part(name, handler))
+        reached[name] = reached.get(name, set()) | outside
+        todo += [(m, None) for m in agent_modules if m not in reached]
+    return reached
+
+
+@pytest.mark.parametrize("source", list(MODULES.values()), ids=_module_name)
+def test_no_agent_module_imports_outside_the_stdlib_at_its_top_level(source: Path) -> None:
+    for module, level, top_level, _ in _imports(ast.parse(source.read_text())):
         root = module.split(".")[0]
         if level > 0 or root == "__future__" or root in sys.stdlib_module_names:
             continue
         assert not top_level, f"{source.name} imports {module} at module level"
-        assert root in ON_BOX_ENVIRONMENT, f"{source.name} imports {module}, not on the box"
+
+
+@pytest.mark.parametrize("record", COMMANDS, ids=lambda r: r.name)
+def test_each_command_imports_only_what_its_own_environment_has(record: Command) -> None:
+    allowed = ENVIRONMENT[record.env]
+    for module, packages in _reached(record).items():
+        assert packages <= allowed, (
+            f"{record.name} runs in the {record.env.value} environment, but {module} imports "
+            f"{sorted(packages - allowed)}"
+        )
+
+
+def test_the_system_commands_load_from_the_zip_with_the_standard_library_alone(
+    tmp_path: Path,
+) -> None:
+    """The box's own Python has none of our packages: `-I -S` leaves out this machine's
+    site-packages, so only the zip and the standard library are there to import."""
+    zipped = tmp_path / "agent.zip"
+    zipped.write_bytes(agent.bundle()[1])
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        f"from {agent.PACKAGE} import cli\n"
+        "names = set(sys.argv[2:])\n"
+        "for records in cli.commands().values():\n"
+        "    [cli.resolve(r) for r in records if r.name in names]\n"
+        "stdlib = {*sys.stdlib_module_names, '__main__'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} - stdlib))"
+    )
+    system = [r.name for r in COMMANDS if r.env is Env.SYSTEM]
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, str(zipped), *system],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"[{agent.PACKAGE!r}]"
 
 
 def test_the_bundle_is_named_by_its_content_and_the_same_every_time() -> None:

@@ -17,50 +17,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...system import files
 from ...system import layout as paths
 from ...system.failure import AgentFailure
 from .. import gates, slots, state
-from .. import models as registry
+from ..alias import move_alias
+from ..settings import BlueGreen, Rollback
 from ..transition import agent_zip, apply_router, cancel_retire, log, retire_later
 
 VERIFY_TIMEOUT_S = 10.0
 BAKE_REPORT_EVERY_S = 5.0
 Assignment = dict[str, Any]
-# A kind of transition's steps: (revision, transition, state) -> (outcome, reason).
-Steps = Callable[[int, dict[str, Any], dict[str, Any]], tuple[str, str]]
-
-
-def run(revision: int, kinds: Mapping[str, Steps]) -> dict[str, Any]:
-    """The transition unit's body: run the recorded transition with the steps of its kind
-    (serving.TRANSITIONS) and close it in history."""
-    with files.flocked(paths.TRANSITION_LOCK, blocking=False) as mine:
-        if not mine:
-            raise AgentFailure(state.KIND_BUSY, "Another transition holds the lock.")
-        current = state.load()
-        transition = current.get("transition") or {}
-        if transition.get("revision") != revision:
-            raise AgentFailure("lost", f"Revision {revision} is not the recorded transition.")
-        before = {"live": current.get("live"), "previous": current.get("previous")}
-        unit = transition.get("unit") or paths.TRANSITION_UNIT
-        log(revision, f"Running on the box as {unit}", phase="running")
-        try:
-            steps = kinds[transition["kind"]]
-            outcome, reason = steps(revision, transition, current)
-        except Exception as exc:  # anything unforeseen: back to the routing it started from
-            outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
-            log(revision, f"Failed ({reason}): restoring the routing it started from")
-            try:
-                switch(before["live"], before["previous"])
-            except Exception as again:
-                reason += f"; restoring the routing failed too: {again}"
-        with state.changing() as current:
-            entry = state.close_transition(current, outcome, reason)
-    print(f"Revision {revision}: {outcome}" + (f" ({reason})" if reason else ""), flush=True)
-    return {"outcome": entry["outcome"], "reason": entry["reason"]}
 
 
 def switch(live: Assignment | None, previous: Assignment | None) -> float:
@@ -146,7 +114,8 @@ def bake(revision: int, slot: str, seconds: float, max_rate: float, offset: int)
 def blue_green(
     revision: int, transition: dict[str, Any], current: dict[str, Any]
 ) -> tuple[str, str]:
-    settings, model = transition["settings"], transition["model"]
+    settings = BlueGreen.of(transition["settings"])
+    model = transition["model"]
     old, old_previous = current.get("live"), current.get("previous")
     slot = "green" if old and old["slot"] == "blue" else "blue"
     label = state.model_label(model)
@@ -167,9 +136,7 @@ def blue_green(
         f"Switched 100% to {slot} ({label}) in {seconds * 1000:.0f} ms",
         switch_ms=round(seconds * 1000, 1),
     )
-    verdict = bake(
-        revision, slot, float(settings["bake"]), float(settings["max_error_rate"]), offset
-    )
+    verdict = bake(revision, slot, settings.bake, settings.max_error_rate, offset)
     if verdict:
         log(revision, f"Bake failed ({verdict}): rolling back")
         switch(old, old_previous)
@@ -179,9 +146,9 @@ def blue_green(
         )
         log(revision, f"Rolled back: {back}")
         return "rolled back", verdict
-    log(revision, sentence(registry.move_alias(model)))
+    log(revision, sentence(move_alias(model)))
     if old:
-        warm_until(revision, old["slot"], float(settings["termination_wait"]))
+        warm_until(revision, old["slot"], settings.termination_wait)
     return "live", ""
 
 
@@ -205,7 +172,7 @@ def warm_until(revision: int, slot: str, seconds: float) -> None:
 
 
 def rollback(revision: int, transition: dict[str, Any], current: dict[str, Any]) -> tuple[str, str]:
-    settings = transition["settings"]
+    settings = Rollback.of(transition["settings"])
     target, live = current.get("previous"), current.get("live")
     if not target:
         return "refused", "nothing to roll back to"
@@ -232,7 +199,7 @@ def rollback(revision: int, transition: dict[str, Any], current: dict[str, Any])
         f"Switched 100% to {slot} ({label}) in {seconds * 1000:.0f} ms",
         switch_ms=round(seconds * 1000, 1),
     )
-    log(revision, sentence(registry.move_alias(model)))
+    log(revision, sentence(move_alias(model)))
     if live and live["slot"] != slot:
-        warm_until(revision, live["slot"], float(settings["termination_wait"]))
+        warm_until(revision, live["slot"], settings.termination_wait)
     return "live", f"rolled back from {state.model_label((live or {}).get('model'))}"

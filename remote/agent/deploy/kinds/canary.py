@@ -21,7 +21,8 @@ from typing import Any
 
 from ...system.failure import AgentFailure
 from .. import gates, slots, state
-from .. import models as registry
+from ..alias import move_alias
+from ..settings import Canary
 from ..transition import apply_router, log
 from .bluegreen import drop, sentence, start_checked, switch, warm_until
 
@@ -63,16 +64,17 @@ def other_slot(slot: str) -> str:
 
 def canary(revision: int, transition: dict[str, Any], current: dict[str, Any]) -> tuple[str, str]:
     """The canary's steps; (outcome, reason) for the history."""
-    settings, model = transition["settings"], transition["model"]
+    settings = Canary.of(transition["settings"])
+    model = transition["model"]
     stable = current.get("live")
     if not stable:
         return "refused", "nothing is live to compare a canary with"
     slot, label = other_slot(stable["slot"]), state.model_label(model)
-    steps = [int(step) for step in settings["steps"]]
+    steps = list(settings.steps)
     gate = gates.Gate(
-        float(settings["max_error_rate"]),
-        int(settings["min_requests"]),
-        float(settings["max_p99_ms"]),
+        settings.max_error_rate,
+        settings.min_requests,
+        settings.max_p99_ms,
     )
     log(
         revision,
@@ -88,7 +90,7 @@ def canary(revision: int, transition: dict[str, Any], current: dict[str, Any]) -
         start_checked(revision, slot, model)
     except AgentFailure as refused:
         return "refused", refused.sentence
-    max_duration = float(settings["max_duration"])
+    max_duration = settings.max_duration
     deadline = time.monotonic() + max_duration
     deadline_at = state.later(max_duration)
     health = Health(slot)
@@ -98,7 +100,7 @@ def canary(revision: int, transition: dict[str, Any], current: dict[str, Any]) -
                 now["candidate"] = {"slot": slot, "model": model, "weight": weight}
                 apply_router(now)  # the reload comes first; the state says it once it runs
             step = Step(revision, index, len(steps), weight, slot, deadline, deadline_at)
-            verdict, reason = step.bake(gate, float(settings["bake"]), health)
+            verdict, reason = step.bake(gate, settings.bake, health)
             step.record(verdict, reason)
             if verdict == ABORT:
                 back(revision, slot, reason)
@@ -113,8 +115,8 @@ def canary(revision: int, transition: dict[str, Any], current: dict[str, Any]) -
         back(revision, slot, "an unforeseen failure")
         raise
     log(revision, f"{label} is live in slot {slot} (100%)")
-    log(revision, sentence(registry.move_alias(model)))
-    warm_until(revision, stable["slot"], float(settings["termination_wait"]))
+    log(revision, sentence(move_alias(model)))
+    warm_until(revision, stable["slot"], settings.termination_wait)
     return "live", ""
 
 

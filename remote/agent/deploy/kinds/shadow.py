@@ -18,7 +18,8 @@ from typing import Any
 
 from ...system import layout as paths
 from ...system.failure import AgentFailure
-from .. import slots, state
+from .. import commands, slots, state
+from ..settings import Shadow
 from ..transition import apply_router, cancel_timers, log, timer
 from .bluegreen import drop, start_checked
 
@@ -29,13 +30,14 @@ MIRROR_CHECK_TIMEOUT_S = 15.0
 
 def steps(revision: int, transition: dict[str, Any], current: dict[str, Any]) -> tuple[str, str]:
     """The shadow transition: (outcome, reason); outcome "shadowing" once copies flow."""
-    settings, model = transition["settings"], transition["model"]
+    settings = Shadow.of(transition["settings"])
+    model = transition["model"]
     live, slot = current.get("live"), paths.SHADOW_SLOT
     if not live:
         return "refused", "nothing is live to copy traffic from: deploy a model first"
     if current.get("mirror"):
         return "refused", "a shadow already runs: end it with `fab deploy.abort` first"
-    sample, duration = float(settings["sample"]), float(settings["duration"])
+    sample, duration = settings.sample, settings.duration
     label = state.model_label(model)
     log(
         revision,
@@ -64,7 +66,8 @@ def steps(revision: int, transition: dict[str, Any], current: dict[str, Any]) ->
         log(revision, f"A copy reached the shadow: {check_mirror(revision)}")
         if duration:
             unit = paths.SHADOW_END_UNIT.format(revision=revision)
-            if not timer(unit, duration, "shadow-end", str(revision)):
+            ending = ("--by", "the shadow's timer", "--reason", "its --duration was over")
+            if not timer(unit, duration, commands.SHADOW_END, str(revision), *ending):
                 raise AgentFailure(KIND_MIRROR, "The timer that ends the shadow was not made.")
             log(revision, f"A timer on the box ends the shadow at {mirror['until']}")
     except Exception as exc:

@@ -28,8 +28,11 @@ PREDICTION = "prediction"
 
 @dataclass(frozen=True)
 class Options:
-    drift_share: float = 0.5
-    max_error_rise: float = 0.2
+    """The thresholds a report judges by: the controller chooses them (remote/monitor/options.py
+    owns their defaults), the agent keeps none of its own."""
+
+    drift_share: float
+    max_error_rise: float
 
 
 @dataclass

@@ -128,7 +128,7 @@ def _report(tmp_path: Path, labels: dict[str, tuple[float, str]]) -> drift_rende
         since=(NOW - 2 * HOUR).isoformat(),
         until=NOW.isoformat(),
         window_s=7200,
-        options=Options(),
+        options=Options(drift_share=0.5, max_error_rise=0.2),
     )
 
 

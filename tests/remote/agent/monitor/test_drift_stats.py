@@ -85,7 +85,7 @@ def report_on(
         since=(now - WINDOW).isoformat(),
         until=now.isoformat(),
         window_s=WINDOW.total_seconds(),
-        options=Options(),
+        options=Options(drift_share=0.5, max_error_rise=0.2),
     )
 
 
@@ -218,7 +218,7 @@ def test_requests_without_a_model_input_or_with_a_new_one(model: Any, tmp_path: 
         since="",
         until="",
         window_s=WINDOW.total_seconds(),
-        options=Options(),
+        options=Options(drift_share=0.5, max_error_rise=0.2),
     )
 
     assert report.quality.new_columns == ["tip"]
