@@ -31,7 +31,8 @@ from pathlib import Path
 
 from _box import REPO_ROOT, accepted_logins, box_settings
 
-from remote.agent.train.records import JOBS_DIR, TRAIN_USER
+from remote.contract import TRAIN_JOBS_DIR as JOBS_DIR
+from remote.contract import TRAIN_USER
 from remote.mlflow.status import read_state
 from remote.settings import BoxSettings
 from remote.ssh import config_entry

@@ -20,7 +20,7 @@ from remote.system.run import Connection, check, run, sh, sudo
 UNIT_TEMPLATE = "mlops-model@.service.j2"
 BOOT_TIMEOUT_S = 120
 ROOT_DIRS = (
-    "/var/lib/mlops-box/deploy",
+    contract.DEPLOY_DIR,
     contract.SLOTS_DIR,
     contract.MODELS_DIR,
     contract.ENVS_DIR,
@@ -52,7 +52,7 @@ def _layout_script() -> str:
         f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
         f"--home-dir /nonexistent --shell /usr/sbin/nologin {user}; "
         f"install -d -m 755 -o root -g root {' '.join(ROOT_DIRS)}; "
-        f"install -d -m 755 /var/log/mlops-box; "
+        f"install -d -m 755 {contract.LOG_DIR}; "
         f"install -d -m 750 -o {user} -g {user} {logs}"
     )
 

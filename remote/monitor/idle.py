@@ -25,8 +25,6 @@ from remote.contract import (
     IDLE_DIR,
     IDLE_SERVICE,
     IDLE_TIMER,
-    KEEPALIVE_FILE,
-    ROUTER_ACCESS_LOG,
     SSH_PORT,
     TRAIN_UNIT_PATTERN,
 )
@@ -87,20 +85,16 @@ def parse_request(idle_minutes: str, off: bool, ignore_serving: bool) -> Autosto
 
 
 def check_args() -> list[str]:
-    """The arguments of the agent's `idle-check`: what it looks at, from the contract."""
+    """The arguments of the agent's `idle-check`: which port and units count as busy.
+    Where its files, the router's log and the keep-alive file are, the agent knows from
+    its layout (remote/agent/system/layout.py)."""
     return [
-        "--dir",
-        IDLE_DIR,
         "--ssh-port",
         str(SSH_PORT),
         "--unit",
         TRAIN_UNIT_PATTERN,
         "--unit",
         DEPLOY_UNIT_PATTERN,
-        "--router-log",
-        ROUTER_ACCESS_LOG,
-        "--keepalive",
-        KEEPALIVE_FILE,
     ]
 
 
@@ -141,8 +135,6 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
     answer = run_agent(
         conn,
         idle_cmds.SET,
-        "--dir",
-        IDLE_DIR,
         "--idle-minutes",
         str(request.idle_minutes),
         *extra,
@@ -157,7 +149,7 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
 def _turn_off(conn: Connection) -> Changed:
     """The setting says off (a check that runs anyway does nothing), and the timer stops."""
     changed = Changed()
-    answer = run_agent(conn, idle_cmds.SET, "--dir", IDLE_DIR, "--off", error=AutostopError)
+    answer = run_agent(conn, idle_cmds.SET, "--off", error=AutostopError)
     if answer.get("changed"):
         changed.add("the setting (off)")
     timer = systemd.state(conn, IDLE_TIMER)
@@ -169,7 +161,7 @@ def _turn_off(conn: Connection) -> Changed:
 
 def read_status(conn: Connection) -> list[tuple[str, str]]:
     """The auto-stop rows of `fab box.status`, asked of the running box."""
-    view = run_agent(conn, idle_cmds.STATUS, "--dir", IDLE_DIR, error=AutostopError)
+    view = run_agent(conn, idle_cmds.STATUS, error=AutostopError)
     return status_rows(view, systemd.state(conn, IDLE_TIMER))
 
 

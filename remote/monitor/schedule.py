@@ -18,6 +18,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from remote import contract
 from remote.agent.monitor import commands as monitor_cmds
 from remote.agent.monitor.drift.report import EXPERIMENT
 from remote.changes import Changed
@@ -29,8 +30,8 @@ from remote.system import systemd, templates
 from remote.system.agent import PACKAGE, bundle, ensure_agent
 from remote.system.run import Connection, check, run, sudo
 
-SERVICE = "mlops-drift.service"
-TIMER = "mlops-drift.timer"
+SERVICE = contract.DRIFT_SERVICE
+TIMER = contract.DRIFT_TIMER
 FIRST_RUN_MAX_S = 15 * 60
 RUN_TIMEOUT_S = 1800
 

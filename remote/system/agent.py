@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from remote.changes import Changed
-from remote.contract import AGENT_DIR
+from remote.contract import AGENT_DIR, SYSTEM_PYTHON
 from remote.errors import MlopsBoxError
 from remote.system import files
 from remote.system.files import RemoteFile
@@ -30,7 +30,6 @@ from remote.system.run import Connection, check, sudo, tail
 
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "agent"
 PACKAGE = "mlops_agent"  # the agent's package name on the box
-SYSTEM_PYTHON = "/usr/bin/python3"
 DEFAULT_TIMEOUT_S = 600  # a schema upgrade of a big database can take minutes
 # zip entries carry a time stamp; a fixed one keeps the bundle's hash a function of the code.
 _EPOCH = (1980, 1, 1, 0, 0, 0)

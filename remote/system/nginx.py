@@ -20,6 +20,7 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 
+from remote import contract
 from remote.agent.system import commands as system_cmds
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
@@ -31,10 +32,10 @@ from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
 
 UNIT = "nginx.service"
 PACKAGES = ("nginx",)
-SITES_DIR = "/etc/nginx/conf.d"
-DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+SITES_DIR = contract.NGINX_SITES_DIR
+DEFAULT_SITE = contract.NGINX_DEFAULT_SITE
 # Where the new files wait (root-only) for the agent to put them in place.
-STAGING_DIR = "/etc/nginx/mlops-box-staged"
+STAGING_DIR = contract.NGINX_STAGING_DIR
 SITE_MODE = 0o644
 _SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from remote.agent.train.records import ENV_READY, ENVS_DIR
+from remote.agent.train.records import ENV_READY
+from remote.contract import TRAIN_ENVS_DIR as ENVS_DIR
 from remote.errors import MlopsBoxError
 from remote.system.run import Connection, check, run, sh, sudo
 from remote.system.venv import pip_install

@@ -9,8 +9,8 @@ notes the version, so `train.list` shows it.
 from __future__ import annotations
 
 from remote.agent.train import commands as train_cmds
-from remote.agent.train.records import JOBS_DIR, TRAIN_USER
 from remote.agent.train.register import KIND_MANY_MODELS, KIND_NO_MODEL
+from remote.contract import TRAIN_JOBS_DIR, TRAIN_USER
 from remote.system.agent import run_agent
 from remote.system.run import Connection
 from remote.train.environment import JobEnvironment
@@ -40,7 +40,7 @@ def register(conn: Connection, record: JobRecord, name: str, logged_model: str =
         *chosen,
         python=JobEnvironment((), record.env_key).python,
         user=TRAIN_USER,
-        env_file=f"{JOBS_DIR}/{record.id}/env",
+        env_file=f"{TRAIN_JOBS_DIR}/{record.id}/env",
         timeout_s=REGISTER_TIMEOUT_S,
         errors={KIND_NO_MODEL: NoModelToRegister, KIND_MANY_MODELS: NoModelToRegister},
         error=TrainError,

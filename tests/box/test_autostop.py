@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from remote.agent.idle import commands as idle_cmds
-from remote.contract import IDLE_DIR, IDLE_TIMER, KEEPALIVE_FILE, ROUTER_ACCESS_LOG
+from remote.contract import IDLE_DIR, IDLE_TIMER, KEEPALIVE_FILE, ROUTER_LOG
 from remote.monitor.idle import check_args
 from remote.providers.base import State
 from remote.providers.local.provider import LocalProvider
@@ -172,8 +172,8 @@ def test_requests_to_the_router_count_within_the_window_unless_ignored(
     box: MlflowBox,
 ) -> None:
     # The router's access log, appended to as nginx does for each request.
-    box.sh(f"sudo mkdir -p {ROUTER_ACCESS_LOG.rsplit('/', 1)[0]}")
-    append = f"echo 'GET /predict 200' | sudo tee -a {ROUTER_ACCESS_LOG} >/dev/null"
+    box.sh(f"sudo mkdir -p {ROUTER_LOG.rsplit('/', 1)[0]}")
+    append = f"echo 'GET /predict 200' | sudo tee -a {ROUTER_LOG} >/dev/null"
     try:
         for _ in range(3):  # a steady trickle
             box.sh(append)
@@ -186,7 +186,7 @@ def test_requests_to_the_router_count_within_the_window_unless_ignored(
         assert not any("router" in b for b in dry_check(box)["busy"])
         assert "(requests to the router do not count)" in fab_ok(box, "box.status")
     finally:
-        box.sh(f"sudo rm -f {ROUTER_ACCESS_LOG}")
+        box.sh(f"sudo rm -f {ROUTER_LOG}")
         fab_ok(box, "box.autostop", "--idle-minutes", "5")
 
 

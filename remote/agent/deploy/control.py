@@ -8,8 +8,7 @@ import os
 import subprocess
 from typing import Any
 
-from ..system import layout as paths
-from ..system import nginx
+from ..system import layout, nginx
 from ..system.failure import AgentFailure
 from . import slots, state
 from .kinds import canary, shadow
@@ -51,10 +50,10 @@ def status() -> dict[str, Any]:
                 "active": _active(slots.unit(slot)),
                 "enabled": _enabled(slots.unit(slot)),
             }
-            for slot, port in paths.SLOT_PORTS.items()
+            for slot, port in layout.SLOT_PORTS.items()
         },
         "nginx": _active("nginx.service"),
-        "router_configured": os.path.exists(nginx.site_path(paths.ROUTER_SITE)),
+        "router_configured": os.path.exists(nginx.site_path(layout.ROUTER_SITE)),
     }
 
 
@@ -69,8 +68,8 @@ def stop(by: str) -> dict[str, Any]:
     with state.changing() as current:
         state.refuse_if_busy(current)
         live = current.get("live")
-        nginx.apply_site(paths.ROUTER_SITE, None)
-        for slot in paths.SLOT_PORTS:
+        nginx.apply_site(layout.ROUTER_SITE, None)
+        for slot in layout.SLOT_PORTS:
             cancel_retire(slot)
             slots.stop(slot)
             slots.enable(slot, on=False)

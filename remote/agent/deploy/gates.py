@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..system import layout as paths
+from ..system import layout
 
 PREDICT_URI = "/invocations"
 # What nginx answers itself when it cannot reach or hear from an upstream.
@@ -78,14 +78,14 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
 
 
-def log_offset(path: str = paths.ROUTER_LOG) -> int:
+def log_offset(path: str = layout.ROUTER_LOG) -> int:
     try:
         return os.path.getsize(path)
     except OSError:
         return 0
 
 
-def read_new(window: Window, path: str = paths.ROUTER_LOG) -> Window:
+def read_new(window: Window, path: str = layout.ROUTER_LOG) -> Window:
     """Count the complete lines written since the last read into `window`."""
     try:
         size = os.path.getsize(path)

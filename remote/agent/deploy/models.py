@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from ..system import layout as paths
+from ..system import layout
 from ..system.failure import AgentFailure
 
 KIND_NO_MODEL = "no-model"
@@ -52,11 +52,11 @@ def fetch(uri: str) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    mlflow.set_tracking_uri(paths.MLFLOW_URL)
-    mlflow.set_registry_uri(paths.MLFLOW_URL)
+    mlflow.set_tracking_uri(layout.MLFLOW_URL)
+    mlflow.set_registry_uri(layout.MLFLOW_URL)
     client = mlflow.MlflowClient()
-    os.makedirs(paths.MODELS_DIR, mode=0o755, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=paths.MODELS_DIR, prefix=".fetch-")
+    os.makedirs(layout.MODELS_DIR, mode=0o755, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=layout.MODELS_DIR, prefix=".fetch-")
     try:
         try:
             name, version, source, run_id = resolve(client, uri)
@@ -96,7 +96,7 @@ def _install(local: str, name: str, version: str) -> dict[str, Any]:
         )
     digest = content_digest(local)
     label = _UNSAFE.sub("-", f"{name}-{version}")[:80].strip("-")
-    home = f"{paths.MODELS_DIR}/{label}-{digest[:16]}"
+    home = f"{layout.MODELS_DIR}/{label}-{digest[:16]}"
     if not os.path.isdir(home):
         _read_only(local)
         os.chmod(local, 0o555)

@@ -16,7 +16,7 @@ import importlib.resources
 import re
 from typing import Any
 
-from ..system import layout as paths
+from ..system import layout
 from .state import model_label
 
 TEMPLATE = "router.conf.tmpl"
@@ -45,8 +45,8 @@ def render(state: dict[str, Any]) -> str:
         "route": _route(live, candidate),
         "versions": _versions(live, candidate, mirror),
         "mirror_sample": _mirror_sample(mirror),
-        "port": str(paths.ROUTER_PORT),
-        "access_log": paths.ROUTER_LOG,
+        "port": str(layout.ROUTER_PORT),
+        "access_log": layout.ROUTER_LOG,
         "main": _main(live, candidate, mirror),
         "mirror_location": _mirror_location(mirror),
         "mirror_relay": _mirror_relay(mirror),
@@ -77,7 +77,7 @@ def _upstreams() -> str:
         "# Upstream keep-alive below the slots' own (75 s): nginx always closes an idle\n"
         "# connection first, so it never sends a request on one a slot has closed."
     ]
-    for slot, port in paths.SLOT_PORTS.items():
+    for slot, port in layout.SLOT_PORTS.items():
         blocks.append(
             f"upstream mlops_{slot} {{\n"
             f"    server 127.0.0.1:{port} max_fails=0;\n"
@@ -177,7 +177,7 @@ def _mirror_location(mirror: dict[str, Any] | None) -> str:
         "        proxy_connect_timeout 100ms;\n"
         "        proxy_send_timeout 1s;\n"
         "        proxy_read_timeout 1s;\n"
-        f"        proxy_pass http://127.0.0.1:{paths.MIRROR_RELAY_PORT}$request_uri;\n"
+        f"        proxy_pass http://127.0.0.1:{layout.MIRROR_RELAY_PORT}$request_uri;\n"
         "    }\n"
     )
 
@@ -200,7 +200,7 @@ map $status $mlops_mirror_dropped {{
 }}
 
 server {{
-    listen 127.0.0.1:{paths.MIRROR_RELAY_PORT};
+    listen 127.0.0.1:{layout.MIRROR_RELAY_PORT};
     server_name _;
     access_log off;
     log_subrequest on;
@@ -211,7 +211,7 @@ server {{
     limit_conn_log_level info;
 
     location / {{
-        access_log {paths.MIRROR_LOG} mlops_mirror if=$mlops_mirror_dropped;
+        access_log {layout.MIRROR_LOG} mlops_mirror if=$mlops_mirror_dropped;
         mirror /__mlops/shadow;
         mirror_request_body on;
         # Any content handler answers at once; this one refuses a POST (405), which the
@@ -221,7 +221,7 @@ server {{
 
     location = /__mlops/shadow {{
         internal;
-        access_log {paths.MIRROR_LOG} mlops_mirror;
+        access_log {layout.MIRROR_LOG} mlops_mirror;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;

@@ -7,8 +7,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ..system import files
-from ..system import layout as paths
+from ..system import files, layout
 from ..system.failure import AgentFailure
 from . import state
 from .kinds import KINDS, Kind
@@ -28,7 +27,7 @@ def steps_of(kind: Kind) -> Steps:
 def run(revision: int) -> dict[str, Any]:
     """The transition unit's body: run the recorded transition with the steps of its kind
     (kinds.KINDS) and close it in history."""
-    with files.flocked(paths.TRANSITION_LOCK, blocking=False) as mine:
+    with files.flocked(layout.TRANSITION_LOCK, blocking=False) as mine:
         if not mine:
             raise AgentFailure(state.KIND_BUSY, "Another transition holds the lock.")
         current = state.load()
@@ -36,7 +35,7 @@ def run(revision: int) -> dict[str, Any]:
         if transition.get("revision") != revision:
             raise AgentFailure("lost", f"Revision {revision} is not the recorded transition.")
         before = {"live": current.get("live"), "previous": current.get("previous")}
-        unit = transition.get("unit") or paths.TRANSITION_UNIT
+        unit = transition.get("unit") or layout.TRANSITION_UNIT
         log(revision, f"Running on the box as {unit}", phase="running")
         try:
             steps = steps_of(KINDS[transition["kind"]])

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ..system import layout as paths
+from ..system import layout
 from ..system.failure import AgentFailure
 
 KIND_SLOT = "slot"
@@ -29,15 +29,15 @@ WARMUP_ID = "mlops-warmup"  # the request id prefix of warm-up predictions in th
 
 
 def slot_dir(slot: str) -> str:
-    return f"{paths.SLOTS_DIR}/{slot}"
+    return f"{layout.SLOTS_DIR}/{slot}"
 
 
 def unit(slot: str) -> str:
-    return paths.SLOT_UNIT.format(slot=slot)
+    return layout.SLOT_UNIT.format(slot=slot)
 
 
 def url(slot: str, path: str = "") -> str:
-    return f"http://127.0.0.1:{paths.SLOT_PORTS[slot]}{path}"
+    return f"http://127.0.0.1:{layout.SLOT_PORTS[slot]}{path}"
 
 
 def env_file(slot: str, model: dict[str, Any], agent_zip: str) -> str:
@@ -46,11 +46,11 @@ def env_file(slot: str, model: dict[str, Any], agent_zip: str) -> str:
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": "/tmp",
         "MLOPS_SLOT": slot,
-        "MLOPS_SLOT_PORT": str(paths.SLOT_PORTS[slot]),
+        "MLOPS_SLOT_PORT": str(layout.SLOT_PORTS[slot]),
         "MLOPS_MODEL_NAME": model["name"],
         "MLOPS_MODEL_VERSION": model["version"],
         "MLOPS_MODEL_URI": model["source"],
-        "MLOPS_PREDICTION_LOG_DIR": paths.PREDICTION_LOG_DIR,
+        "MLOPS_PREDICTION_LOG_DIR": layout.PREDICTION_LOG_DIR,
     }
     # json.dumps quotes exactly as systemd's EnvironmentFile reads double quotes, for
     # the plain names and versions the registry gives (no `$`, backslash or newline).

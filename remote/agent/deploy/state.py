@@ -30,7 +30,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-from ..system import layout as paths
+from ..system import layout
 from ..system.failure import AgentFailure
 from ..system.files import flocked, write_text
 
@@ -65,7 +65,7 @@ def empty() -> dict[str, Any]:
     }
 
 
-def load(path: str = paths.STATE_FILE) -> dict[str, Any]:
+def load(path: str = layout.DEPLOY_STATE_FILE) -> dict[str, Any]:
     """The state on disk, or an empty one before the first deploy."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -79,15 +79,15 @@ def load(path: str = paths.STATE_FILE) -> dict[str, Any]:
     return {**empty(), **state}
 
 
-def write(state: dict[str, Any], path: str = paths.STATE_FILE) -> None:
+def write(state: dict[str, Any], path: str = layout.DEPLOY_STATE_FILE) -> None:
     """Write the whole state atomically (a reader sees the old or the new, never a part)."""
     write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager
-def changing(path: str = paths.STATE_FILE) -> Iterator[dict[str, Any]]:
+def changing(path: str = layout.DEPLOY_STATE_FILE) -> Iterator[dict[str, Any]]:
     """The state, under the lock; written back when the block changed it and did not raise."""
-    lock = os.path.join(os.path.dirname(path), os.path.basename(paths.STATE_LOCK))
+    lock = os.path.join(os.path.dirname(path), os.path.basename(layout.DEPLOY_STATE_LOCK))
     with flocked(lock):
         state = load(path)
         before = copy.deepcopy(state)
@@ -121,7 +121,7 @@ def transition_alive(transition: dict[str, Any]) -> bool:
     if transition.get("phase") == "preparing":
         holder = transition.get("holder") or {}
         return _start_ticks(int(holder.get("pid", 0))) == holder.get("start")
-    name = transition.get("unit") or paths.TRANSITION_UNIT
+    name = transition.get("unit") or layout.TRANSITION_UNIT
     unit = subprocess.run(
         ["systemctl", "is-active", f"{name}.service"],
         capture_output=True,
@@ -130,7 +130,7 @@ def transition_alive(transition: dict[str, Any]) -> bool:
     ).stdout.strip()
     if unit in ("active", "activating", "deactivating"):
         return True
-    with flocked(paths.TRANSITION_LOCK, blocking=False) as free:
+    with flocked(layout.TRANSITION_LOCK, blocking=False) as free:
         return not free
 
 

@@ -17,8 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..system import layout as paths
-from ..system import nginx
+from ..system import layout, nginx
 from ..system.failure import AgentFailure
 from . import commands, router, slots, state
 from .kinds import KINDS
@@ -115,7 +114,7 @@ def launch(revision: int, options: Mapping[str, Any]) -> dict[str, Any]:
         # One unit name per revision: systemd may keep the last one loaded for a while
         # after it ended (in a container it can fail to remove its control group), and
         # systemd-run refuses a name that is still loaded.
-        unit = f"{paths.TRANSITION_UNIT}-{revision}"
+        unit = f"{layout.TRANSITION_UNIT}-{revision}"
         transition.update(phase="launched", settings=settings, model=model, holder=None, unit=unit)
         current["transition"] = transition
         started = subprocess.run(
@@ -125,7 +124,7 @@ def launch(revision: int, options: Mapping[str, Any]) -> dict[str, Any]:
                 "--collect",
                 "--quiet",
                 f"--property=Environment=PYTHONPATH={agent_zip()}",
-                f"--property=EnvironmentFile=-{paths.MLFLOW_ENV_FILE}",
+                f"--property=EnvironmentFile=-{layout.MLFLOW_ENV_FILE}",
                 sys.executable,
                 "-m",
                 AGENT_PACKAGE,
@@ -155,7 +154,7 @@ def log(revision: int, line: str, **changes: Any) -> None:
 
 def apply_router(current: dict[str, Any]) -> bool:
     """Render the router from `current` and load it (nginx -t, reload, confirm)."""
-    return bool(nginx.apply_site(paths.ROUTER_SITE, router.render(current)))
+    return bool(nginx.apply_site(layout.ROUTER_SITE, router.render(current)))
 
 
 def reconcile(current: dict[str, Any]) -> None:
@@ -170,7 +169,7 @@ def reconcile(current: dict[str, Any]) -> None:
             slots.start(live["slot"])
     candidate = current.get("candidate")
     current["candidate"] = None
-    if live or os.path.exists(nginx.site_path(paths.ROUTER_SITE)):
+    if live or os.path.exists(nginx.site_path(layout.ROUTER_SITE)):
         apply_router(current)
     if candidate and (not live or candidate["slot"] != live["slot"]):
         slots.stop(candidate["slot"])
@@ -181,7 +180,7 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
     """Stop `slot` in `seconds` with a timer on the box; None when it was stopped now
     (asked for, or the timer could not be made: a warm slot is never left without one)."""
     cancel_retire(slot)
-    unit = paths.RETIRE_UNIT.format(slot=slot, revision=revision)
+    unit = layout.RETIRE_UNIT.format(slot=slot, revision=revision)
     if seconds > 0 and timer(unit, seconds, commands.RETIRE, slot, str(revision)):
         return state.later(seconds)
     slots.stop(slot)
@@ -219,7 +218,7 @@ def cancel_timers(pattern: str, *, service: bool = True) -> None:
 
 
 def cancel_retire(slot: str) -> None:
-    cancel_timers(paths.RETIRE_UNIT.format(slot=slot, revision="*"))
+    cancel_timers(layout.RETIRE_UNIT.format(slot=slot, revision="*"))
 
 
 def retire(slot: str, revision: int) -> dict[str, Any]:

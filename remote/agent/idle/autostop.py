@@ -1,6 +1,6 @@
 """The idle auto-stop's agent commands: `idle-set`, `idle-check` (the timer's), `idle-status`.
 
-Its files, in the directory the controller names (remote/contract.py's IDLE_DIR):
+Its files, in the box's idle directory (system/layout.py's IDLE_DIR):
   autostop.json       the setting and the idle clock; written by idle-set and idle-check
   last-autostop.json  written just before an auto-stop powers the box off; it survives
                       the power-off, and `idle-status` reads it after the next start

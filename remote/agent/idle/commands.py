@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..cli import Command, Env, OneOf, arg
+from ..system import layout
 from ..system.failure import AgentFailure
 
 SET = "idle-set"
@@ -63,9 +64,9 @@ def _at(at: datetime | None, dry_run: bool) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-# Every name and path comes from the controller (remote/contract.py), the one place
-# they are kept; the timer's unit passes them the same way.
-_DIR = arg("--dir", required=True, help="the auto-stop's files")
+# Where the files are is the box's layout; the options exist so a test can point them
+# at a temporary directory. Which port and units count as busy, the controller says.
+_DIR = arg("--dir", default=layout.IDLE_DIR, help="the auto-stop's files")
 
 COMMANDS = (
     Command(
@@ -96,8 +97,8 @@ COMMANDS = (
                 default=[],
                 help="a busy unit pattern",
             ),
-            arg("--router-log", required=True),
-            arg("--keepalive", required=True),
+            arg("--router-log", default=layout.ROUTER_LOG),
+            arg("--keepalive", default=layout.KEEPALIVE_FILE),
             arg("--dry-run", action="store_true", help="answer, change nothing"),
             arg("--at", type=datetime.fromisoformat, help="with --dry-run: decide at"),
         ),

@@ -17,12 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..system import layout
 from ..system.failure import AgentFailure
 
-PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"
-MONITOR_DIR = "/var/lib/mlops-box/monitor"
-LABELS_DIR = f"{MONITOR_DIR}/labels"
-DEPLOY_STATE = "/var/lib/mlops-box/deploy/state.json"
 WARMUP_PREFIX = "mlops-warmup"  # the serving slots' own warm-up requests, never monitored
 
 KIND_NO_MODEL = "no-model"
@@ -53,7 +50,7 @@ class Predictions:
 
 
 def read_predictions(
-    model: str, version: str, since: datetime.datetime, log_dir: str = PREDICTION_LOG_DIR
+    model: str, version: str, since: datetime.datetime, log_dir: str = layout.PREDICTION_LOG_DIR
 ) -> Predictions:
     """Read every slot's log (`<slot>.jsonl` and its rotations `.1`, `.2`, ...): the rows
     `model`/`version` predicted since `since` (UTC) with status 200, warm-ups left out.
@@ -114,7 +111,7 @@ def read_predictions(
     return found
 
 
-def read_labels(labels_dir: str = LABELS_DIR) -> dict[str, tuple[float, str]]:
+def read_labels(labels_dir: str = layout.LABELS_DIR) -> dict[str, tuple[float, str]]:
     """request id -> (true value, its column's name), from every uploaded file in upload
     order: a later upload for the same request id corrects an earlier one."""
     labels: dict[str, tuple[float, str]] = {}
@@ -133,7 +130,7 @@ def read_labels(labels_dir: str = LABELS_DIR) -> dict[str, tuple[float, str]]:
     return labels
 
 
-def live_model(state_file: str = DEPLOY_STATE) -> tuple[str, str]:
+def live_model(state_file: str = layout.DEPLOY_STATE_FILE) -> tuple[str, str]:
     """(name, version) of the model the router sends live traffic to."""
     try:
         with open(state_file, encoding="utf-8") as handle:

@@ -22,7 +22,6 @@ from ..system import mlflow_api as mlflow_rest
 from ..system.failure import AgentFailure
 from ..system.mlflow_api import call
 
-MLFLOW_URL = "http://127.0.0.1:5000"
 REFERENCE_ARTIFACT = "reference/reference.csv"
 VALIDATION_METRIC = "val_rmse"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"

@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from . import layout as paths
+from . import layout
 from .failure import AgentFailure
 from .files import flocked, write_text
 
@@ -40,7 +40,7 @@ Wanted = tuple[str, int] | None
 def site_path(name: str) -> str:
     if not name or not set(name) <= _NAME_CHARS:
         raise AgentFailure(KIND_NGINX, f"{name!r} is not a site name (a-z, 0-9 and -).")
-    return f"{paths.NGINX_SITES_DIR}/{name}.conf"
+    return f"{layout.NGINX_SITES_DIR}/{name}.conf"
 
 
 def apply_site(
@@ -59,7 +59,7 @@ def apply_site(
         if not os.path.isabs(path):
             raise AgentFailure(KIND_NGINX, f"{path!r} is not an absolute path.")
         wanted[path] = want
-    with flocked(paths.NGINX_LOCK):
+    with flocked(layout.NGINX_LOCK):
         old = {path: _read(path) for path in wanted}
         changed = [path for path, want in wanted.items() if old[path] != want]
         if not changed and (content is None or _running()):
@@ -79,7 +79,7 @@ def apply_site(
 
 def reload() -> dict[str, bool]:
     """Load the config on disk again (a file it reads, such as a certificate, changed)."""
-    with flocked(paths.NGINX_LOCK):
+    with flocked(layout.NGINX_LOCK):
         _load_config()
     return {"reloaded": True}
 
@@ -109,7 +109,7 @@ def _load_config() -> None:
         _start()
         return
     before = _workers()
-    log_size = _size(paths.NGINX_ERROR_LOG)
+    log_size = _size(layout.NGINX_ERROR_LOG)
     subprocess.run(["systemctl", "reload", "nginx"], capture_output=True, check=False)
     deadline = time.monotonic() + RELOAD_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -124,7 +124,7 @@ def _load_config() -> None:
             raise AgentFailure(
                 KIND_NGINX,
                 "nginx refused the new config and kept serving the previous one: "
-                f"{' | '.join(refused)} ({paths.NGINX_ERROR_LOG} on the box)",
+                f"{' | '.join(refused)} ({layout.NGINX_ERROR_LOG} on the box)",
             )
         time.sleep(POLL_S)
     raise AgentFailure(
@@ -172,7 +172,7 @@ def _holds(pid: int, inodes: set[str]) -> bool:
 
 
 def _start() -> None:
-    log_size = _size(paths.NGINX_ERROR_LOG)
+    log_size = _size(layout.NGINX_ERROR_LOG)
     started = subprocess.run(
         ["systemctl", "start", "nginx"], capture_output=True, text=True, check=False
     )
@@ -188,7 +188,7 @@ def _running() -> bool:
 
 def _master() -> int | None:
     try:
-        with open(paths.NGINX_PID_FILE, encoding="ascii") as handle:
+        with open(layout.NGINX_PID_FILE, encoding="ascii") as handle:
             return int(handle.read().strip())
     except (OSError, ValueError):
         return None
@@ -215,7 +215,7 @@ def _size(path: str) -> int:
 
 def _log_since(offset: int) -> str:
     try:
-        with open(paths.NGINX_ERROR_LOG, encoding="utf-8", errors="replace") as handle:
+        with open(layout.NGINX_ERROR_LOG, encoding="utf-8", errors="replace") as handle:
             handle.seek(offset)
             return handle.read()
     except OSError:

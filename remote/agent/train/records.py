@@ -24,13 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..system.failure import AgentFailure
+from ..system.layout import TRAIN_JOBS_DIR, TRAIN_UNIT_PREFIX
 
-TRAIN_DIR = "/var/lib/mlops-box/train"
-BLOBS_DIR = f"{TRAIN_DIR}/blobs"  # project files by content: <sha256>[.x]
-ENVS_DIR = f"{TRAIN_DIR}/envs"  # one virtualenv per requirements hash
-JOBS_DIR = f"{TRAIN_DIR}/jobs"
-TRAIN_USER = "mlops-train"
-UNIT_PREFIX = "mlops-train-"
 ENV_READY = ".mlops-box-ready"  # written last into a finished environment
 
 JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
@@ -45,12 +40,12 @@ STAMP = "%Y-%m-%dT%H:%M:%SZ"  # UTC
 
 
 def unit_name(job_id: str) -> str:
-    return f"{UNIT_PREFIX}{job_id}.service"
+    return f"{TRAIN_UNIT_PREFIX}{job_id}.service"
 
 
 def job_dir(job_id: str) -> Path:
     check_id(job_id)
-    return Path(JOBS_DIR) / job_id
+    return Path(TRAIN_JOBS_DIR) / job_id
 
 
 def check_id(job_id: str) -> str:
@@ -115,7 +110,7 @@ def locked(job_id: str) -> Iterator[None]:
 
 
 def all_ids() -> list[str]:
-    jobs = Path(JOBS_DIR)
+    jobs = Path(TRAIN_JOBS_DIR)
     if not jobs.is_dir():
         return []
     return sorted(p.name for p in jobs.iterdir() if JOB_ID.fullmatch(p.name))

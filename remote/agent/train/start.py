@@ -20,8 +20,9 @@ from typing import Any
 
 from ..system import mlflow_api as mlflow_rest
 from ..system.failure import AgentFailure
+from ..system.layout import TRAIN_ENVS_DIR, TRAIN_USER
 from .jobs import mark_run
-from .records import ENVS_DIR, TRAIN_USER, check_id, job_dir, locked, now, unit_name, write
+from .records import check_id, job_dir, locked, now, unit_name, write
 from .store import ensure_layout, env_ready, materialise, missing, take_blobs
 
 SPEC = "job.json"  # the job's description in the staging directory
@@ -133,7 +134,7 @@ def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -
     if spec.get("memory_max"):
         properties.append(f"MemoryMax={spec['memory_max']}")
     environment = {
-        "PATH": f"{ENVS_DIR}/{spec['env_key']}/bin:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{TRAIN_ENVS_DIR}/{spec['env_key']}/bin:/usr/local/bin:/usr/bin:/bin",
         "HOME": f"{folder}/home",
         "PYTHONUNBUFFERED": "1",  # lines reach the journal as they are printed
         "PYTHONDONTWRITEBYTECODE": "1",  # the snapshot is read-only

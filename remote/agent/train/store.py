@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from ..system.failure import AgentFailure
-from .records import BLOBS_DIR, ENV_READY, ENVS_DIR, JOBS_DIR, TRAIN_DIR, TRAIN_USER
+from ..system.layout import TRAIN_BLOBS_DIR, TRAIN_DIR, TRAIN_ENVS_DIR, TRAIN_JOBS_DIR, TRAIN_USER
+from .records import ENV_READY
 
 BLOB_KEY = re.compile(r"[0-9a-f]{64}(\.x)?")
 KIND_BAD_UPLOAD = "bad-upload"
@@ -52,9 +53,9 @@ def ensure_layout() -> None:
     user = pwd.getpwnam(TRAIN_USER)
     for path, mode, gid in (
         (TRAIN_DIR, 0o755, 0),
-        (ENVS_DIR, 0o755, 0),
-        (BLOBS_DIR, 0o750, user.pw_gid),
-        (JOBS_DIR, 0o750, user.pw_gid),
+        (TRAIN_ENVS_DIR, 0o755, 0),
+        (TRAIN_BLOBS_DIR, 0o750, user.pw_gid),
+        (TRAIN_JOBS_DIR, 0o750, user.pw_gid),
     ):
         os.makedirs(path, exist_ok=True)
         os.chown(path, 0, gid)
@@ -69,7 +70,7 @@ def missing(keys: list[str]) -> list[str]:
     """The blob keys the store does not have, each once, in the given order."""
     for key in keys:
         check_key(key)
-    return [key for key in dict.fromkeys(keys) if not os.path.exists(f"{BLOBS_DIR}/{key}")]
+    return [key for key in dict.fromkeys(keys) if not os.path.exists(f"{TRAIN_BLOBS_DIR}/{key}")]
 
 
 def take_blobs(tar_path: Path) -> int:
@@ -82,7 +83,7 @@ def take_blobs(tar_path: Path) -> int:
                 raise AgentFailure(KIND_BAD_UPLOAD, f"The upload holds {member.name!r}, no blob.")
             source = archive.extractfile(member)
             assert source is not None  # a regular file always has content
-            fd, tmp = tempfile.mkstemp(prefix=".in.", dir=BLOBS_DIR)
+            fd, tmp = tempfile.mkstemp(prefix=".in.", dir=TRAIN_BLOBS_DIR)
             digest = hashlib.sha256()
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -99,7 +100,7 @@ def take_blobs(tar_path: Path) -> int:
                     )
                 os.chown(tmp, 0, gid)
                 os.chmod(tmp, 0o750 if member.name.endswith(".x") else 0o640)
-                os.replace(tmp, f"{BLOBS_DIR}/{member.name}")
+                os.replace(tmp, f"{TRAIN_BLOBS_DIR}/{member.name}")
                 taken += 1
             finally:
                 if os.path.exists(tmp):
@@ -114,7 +115,7 @@ def materialise(files: list[list[str]], dest: Path) -> None:
     try:
         for rel, key in files:
             target = building / check_relative(rel)
-            blob = f"{BLOBS_DIR}/{check_key(key)}"
+            blob = f"{TRAIN_BLOBS_DIR}/{check_key(key)}"
             _make_dirs(target.parent, building, gid)
             try:
                 os.link(blob, target)
@@ -135,7 +136,7 @@ def materialise(files: list[list[str]], dest: Path) -> None:
 
 
 def env_ready(env_key: str) -> bool:
-    return os.path.exists(f"{ENVS_DIR}/{env_key}/{ENV_READY}")
+    return os.path.exists(f"{TRAIN_ENVS_DIR}/{env_key}/{ENV_READY}")
 
 
 def check_key(key: str) -> str:

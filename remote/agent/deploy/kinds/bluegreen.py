@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any
 
-from ...system import layout as paths
+from ...system import layout
 from ...system.failure import AgentFailure
 from .. import gates, slots, state
 from ..alias import move_alias
@@ -44,7 +44,7 @@ def switch(live: Assignment | None, previous: Assignment | None) -> float:
     if live:
         verify(live["slot"])
     seconds = time.monotonic() - started
-    for slot in paths.LIVE_SLOTS:
+    for slot in layout.LIVE_SLOTS:
         if not live or slot != live["slot"]:
             slots.enable(slot, on=False)
     return seconds
@@ -52,7 +52,7 @@ def switch(live: Assignment | None, previous: Assignment | None) -> float:
 
 def verify(slot: str) -> None:
     """Wait until a request through the router is answered by `slot`."""
-    router = f"http://127.0.0.1:{paths.ROUTER_PORT}"
+    router = f"http://127.0.0.1:{layout.ROUTER_PORT}"
     deadline = time.monotonic() + VERIFY_TIMEOUT_S
     while time.monotonic() < deadline:
         status, headers, _ = slots.request(slot, "/ping", timeout_s=2, base=router)
@@ -80,7 +80,7 @@ def start_checked(revision: int, slot: str, model: dict[str, Any]) -> None:
             "retire_at": None,
             "retire_revision": None,
         }
-    log(revision, f"Starting {label} in slot {slot} (127.0.0.1:{paths.SLOT_PORTS[slot]})")
+    log(revision, f"Starting {label} in slot {slot} (127.0.0.1:{layout.SLOT_PORTS[slot]})")
     try:
         slots.start(slot)
         seconds = slots.wait_ping(slot)

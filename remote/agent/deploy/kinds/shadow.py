@@ -16,7 +16,7 @@ import json
 import time
 from typing import Any
 
-from ...system import layout as paths
+from ...system import layout
 from ...system.failure import AgentFailure
 from .. import commands, slots, state
 from ..settings import Shadow
@@ -32,7 +32,7 @@ def steps(revision: int, transition: dict[str, Any], current: dict[str, Any]) ->
     """The shadow transition: (outcome, reason); outcome "shadowing" once copies flow."""
     settings = Shadow.of(transition["settings"])
     model = transition["model"]
-    live, slot = current.get("live"), paths.SHADOW_SLOT
+    live, slot = current.get("live"), layout.SHADOW_SLOT
     if not live:
         return "refused", "nothing is live to copy traffic from: deploy a model first"
     if current.get("mirror"):
@@ -65,7 +65,7 @@ def steps(revision: int, transition: dict[str, Any], current: dict[str, Any]) ->
         log(revision, f"Mirror on: {sample:g}% of requests copied to {slot}")
         log(revision, f"A copy reached the shadow: {check_mirror(revision)}")
         if duration:
-            unit = paths.SHADOW_END_UNIT.format(revision=revision)
+            unit = layout.SHADOW_END_UNIT.format(revision=revision)
             ending = ("--by", "the shadow's timer", "--reason", "its --duration was over")
             if not timer(unit, duration, commands.SHADOW_END, str(revision), *ending):
                 raise AgentFailure(KIND_MIRROR, "The timer that ends the shadow was not made.")
@@ -91,14 +91,14 @@ def check_mirror(revision: int) -> str:
             "/ping",
             headers={"X-Shadow": "always", "X-Request-ID": request_id},
             timeout_s=5,
-            base=f"http://127.0.0.1:{paths.ROUTER_PORT}",
+            base=f"http://127.0.0.1:{layout.ROUTER_PORT}",
         )
         if status != 200:
             raise AgentFailure(KIND_MIRROR, f"The router answered {status or 'nothing'} to /ping.")
         time.sleep(0.3)
         answered = _relayed(request_id)
         if answered == "200":
-            return f"{paths.SHADOW_SLOT} answered /ping through the mirror relay"
+            return f"{layout.SHADOW_SLOT} answered /ping through the mirror relay"
         if answered:
             raise AgentFailure(
                 KIND_MIRROR, f"The shadow slot answered {answered} to the router's copy."
@@ -106,13 +106,13 @@ def check_mirror(revision: int) -> str:
     raise AgentFailure(
         KIND_MIRROR,
         f"No copy reached the shadow within {MIRROR_CHECK_TIMEOUT_S:.0f}s: see "
-        f"{paths.MIRROR_LOG} and {paths.NGINX_ERROR_LOG} on the box.",
+        f"{layout.MIRROR_LOG} and {layout.NGINX_ERROR_LOG} on the box.",
     )
 
 
 def _relayed(request_id: str) -> str:
     try:
-        with open(paths.MIRROR_LOG, encoding="utf-8", errors="replace") as handle:
+        with open(layout.MIRROR_LOG, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if request_id in line:
                     return str(json.loads(line).get("status", "?"))
@@ -149,7 +149,7 @@ def end(by: str, reason: str, revision: int | None = None) -> dict[str, Any]:
         if revision is not None:
             return {"message": f"the shadow of revision {revision} had ended already"}
         raise AgentFailure(KIND_NO_SHADOW, "No shadow is running: see `fab deploy.status`.")
-    cancel_timers(paths.SHADOW_END_UNIT.format(revision=mirror["revision"]), service=False)
+    cancel_timers(layout.SHADOW_END_UNIT.format(revision=mirror["revision"]), service=False)
     drop(mirror["slot"])
     with state.changing() as current:
         entry = state.record_change(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ...system import layout
 from ...system.failure import AgentFailure
 from .. import predictions as monitor_inputs
 from .. import tracking as monitor_mlflow
@@ -28,7 +29,6 @@ from .analysis import Options, Report, analyse
 
 EXPERIMENT = "mlops-box-monitoring"
 KIND_EMPTY = "empty-window"
-MPL_CACHE = f"{monitor_inputs.MONITOR_DIR}/matplotlib"
 
 
 def report(
@@ -39,7 +39,7 @@ def report(
     out: str = "",
     empty_ok: bool = False,
     experiment: str = EXPERIMENT,
-    base: str = monitor_mlflow.MLFLOW_URL,
+    base: str = layout.MLFLOW_URL,
 ) -> dict[str, Any]:
     clock = _Clock()
     import pandas as pd
@@ -90,8 +90,8 @@ def report(
         options=options,
     )
     clock.lap("analyse")
-    os.makedirs(MPL_CACHE, exist_ok=True)
-    os.environ.setdefault("MPLCONFIGDIR", MPL_CACHE)
+    os.makedirs(layout.MPL_CACHE_DIR, exist_ok=True)
+    os.environ.setdefault("MPLCONFIGDIR", layout.MPL_CACHE_DIR)
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="mlops-drift-"))
     try:
         files = drift_render.write(result, out_dir)

@@ -25,7 +25,6 @@ from ..predictions import WARMUP_PREFIX
 DEFAULT_TOLERANCE = 0.05  # relative: |live - shadow| <= 5% of the larger of the two
 TOP_DIFFERENCES = 10
 MAX_CLASSES = 20  # integer answers with at most this many distinct values are classes
-LIVE_SLOTS = ("blue", "green")
 
 
 @dataclass(frozen=True)

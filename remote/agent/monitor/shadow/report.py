@@ -20,11 +20,10 @@ from typing import Any
 
 from ...deploy import state
 from ...deploy.kinds.shadow import window
-from ...system import layout as paths
+from ...system import layout
 from .. import report_files
 from .. import tracking as monitor_mlflow
-from ..drift.report import MPL_CACHE
-from .pairs import DEFAULT_TOLERANCE, LIVE_SLOTS, Comparison, compare, read_records, read_relay
+from .pairs import DEFAULT_TOLERANCE, Comparison, compare, read_records, read_relay
 
 EXPERIMENT = "mlops-box-deployments"
 LIVE_COLOR = "#2e86c1"
@@ -42,21 +41,21 @@ def report(
     *,
     out: str = "",
     experiment: str = EXPERIMENT,
-    base: str = monitor_mlflow.MLFLOW_URL,
-    log_dir: str = paths.PREDICTION_LOG_DIR,
+    base: str = layout.MLFLOW_URL,
+    log_dir: str = layout.PREDICTION_LOG_DIR,
 ) -> dict[str, Any]:
     shadow = window(state.load())
     start = _ms(shadow["started"])
     end = _ms(shadow["ended"] or datetime.datetime.now(datetime.UTC).isoformat())
     comparison = compare(
-        read_records(log_dir, LIVE_SLOTS, start, end),
-        read_records(log_dir, [paths.SHADOW_SLOT], start, end),
+        read_records(log_dir, layout.LIVE_SLOTS, start, end),
+        read_records(log_dir, [layout.SHADOW_SLOT], start, end),
         tolerance,
     )
-    relay = read_relay(paths.MIRROR_LOG, start, end)
+    relay = read_relay(layout.MIRROR_LOG, start, end)
     summary = _summary(shadow, comparison, relay, start, end)
-    os.makedirs(MPL_CACHE, exist_ok=True)
-    os.environ.setdefault("MPLCONFIGDIR", MPL_CACHE)
+    os.makedirs(layout.MPL_CACHE_DIR, exist_ok=True)
+    os.environ.setdefault("MPLCONFIGDIR", layout.MPL_CACHE_DIR)
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="mlops-shadow-"))
     model = shadow["model"]
     try:

@@ -10,8 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from remote import contract
-from remote.agent.monitor import predictions as monitor_inputs
 from remote.agent.monitor.drift import render as drift_render
 from remote.agent.monitor.drift.analysis import Options, analyse
 from remote.agent.monitor.drift.stats import distribution
@@ -22,12 +20,6 @@ from tests.prediction_log import WARMUP_ID, line, lines
 NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
 FRAME = pd.DataFrame({"zone": ["a", "b", "c"], "km": [1.5, float("nan"), 3.0]})
-
-
-def test_the_agents_paths_are_the_contracts() -> None:
-    assert monitor_inputs.PREDICTION_LOG_DIR == contract.PREDICTION_LOG_DIR
-    assert monitor_inputs.MONITOR_DIR == contract.MONITOR_DIR
-    assert monitor_inputs.LABELS_DIR == contract.LABELS_DIR
 
 
 def _one(request_id: str, when: datetime.datetime, **kwargs: object) -> str:
