@@ -5,31 +5,15 @@ stopping all of it."""
 from __future__ import annotations
 
 import os
-import subprocess
 from typing import Any
 
-from ..system import layout, nginx
+from ..system import layout, nginx, systemd
 from ..system.failure import AgentFailure
 from . import slots, state
 from .kinds import canary, shadow
 from .transition import cancel_retire, reconcile
 
 STATUS_HISTORY = 20  # history entries the status answer carries (without their logs)
-
-
-def _active(unit: str) -> str:
-    return subprocess.run(
-        ["systemctl", "is-active", unit], capture_output=True, text=True, check=False
-    ).stdout.strip()
-
-
-def _enabled(unit: str) -> bool:
-    return (
-        subprocess.run(
-            ["systemctl", "is-enabled", "--quiet", unit], capture_output=True, check=False
-        ).returncode
-        == 0
-    )
 
 
 def status() -> dict[str, Any]:
@@ -47,12 +31,12 @@ def status() -> dict[str, Any]:
         "slots": {
             slot: {
                 "port": port,
-                "active": _active(slots.unit(slot)),
-                "enabled": _enabled(slots.unit(slot)),
+                "active": systemd.is_active(slots.unit(slot)),
+                "enabled": systemd.is_enabled(slots.unit(slot)),
             }
             for slot, port in layout.SLOT_PORTS.items()
         },
-        "nginx": _active("nginx.service"),
+        "nginx": systemd.is_active("nginx.service"),
         "router_configured": os.path.exists(nginx.site_path(layout.ROUTER_SITE)),
     }
 

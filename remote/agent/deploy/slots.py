@@ -18,14 +18,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ..system import layout
+from ..system import envfile, files, layout, systemd
 from ..system.failure import AgentFailure
 
 KIND_SLOT = "slot"
 PING_TIMEOUT_S = 180.0
 WARMUP_TIMEOUT_S = 60.0
 EXAMPLE_FILE = "serving_input_example.json"
-WARMUP_ID = "mlops-warmup"  # the request id prefix of warm-up predictions in the logs
+WARMUP_ID = layout.WARMUP_ID
 
 
 def slot_dir(slot: str) -> str:
@@ -52,9 +52,7 @@ def env_file(slot: str, model: dict[str, Any], agent_zip: str) -> str:
         "MLOPS_MODEL_URI": model["source"],
         "MLOPS_PREDICTION_LOG_DIR": layout.PREDICTION_LOG_DIR,
     }
-    # json.dumps quotes exactly as systemd's EnvironmentFile reads double quotes, for
-    # the plain names and versions the registry gives (no `$`, backslash or newline).
-    return "".join(f"{key}={json.dumps(value)}\n" for key, value in values.items())
+    return envfile.env_file(values)
 
 
 def assign(slot: str, model: dict[str, Any], agent_zip: str) -> None:
@@ -63,11 +61,7 @@ def assign(slot: str, model: dict[str, Any], agent_zip: str) -> None:
     os.makedirs(directory, mode=0o755, exist_ok=True)
     _replace_link(f"{directory}/env", model["env"])
     _replace_link(f"{directory}/model", model["dir"])
-    tmp = f"{directory}/.slot.env.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(env_file(slot, model, agent_zip))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, f"{directory}/slot.env")
+    files.write_text(f"{directory}/slot.env", env_file(slot, model, agent_zip), 0o644)
 
 
 def _replace_link(link: str, target: str) -> None:
@@ -78,26 +72,22 @@ def _replace_link(link: str, target: str) -> None:
     os.replace(tmp, link)
 
 
-def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
-
-
 def active(slot: str) -> bool:
-    return systemctl("is-active", "--quiet", unit(slot)).returncode == 0
+    return systemd.systemctl("is-active", "--quiet", unit(slot)).returncode == 0
 
 
 def start(slot: str) -> None:
-    started = systemctl("start", unit(slot))
+    started = systemd.systemctl("start", unit(slot))
     if started.returncode != 0:
         raise AgentFailure(KIND_SLOT, f"{unit(slot)} did not start: {started.stderr.strip()}")
 
 
 def stop(slot: str) -> None:
-    systemctl("stop", unit(slot))
+    systemd.systemctl("stop", unit(slot))
 
 
 def enable(slot: str, on: bool = True) -> None:
-    systemctl("enable" if on else "disable", "--quiet", unit(slot))
+    systemd.systemctl("enable" if on else "disable", "--quiet", unit(slot))
 
 
 def journal(slot: str, lines: int = 5) -> str:
@@ -113,7 +103,7 @@ def journal(slot: str, lines: int = 5) -> str:
 
 def restarts(slot: str) -> int:
     """How often systemd restarted the slot's server since the unit started."""
-    shown = systemctl("show", "-p", "NRestarts", "--value", unit(slot)).stdout.strip()
+    shown = systemd.systemctl("show", "-p", "NRestarts", "--value", unit(slot)).stdout.strip()
     return int(shown) if shown.isdigit() else 0
 
 

@@ -26,11 +26,10 @@ import copy
 import datetime
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-from ..system import layout
+from ..system import layout, systemd
 from ..system.failure import AgentFailure
 from ..system.files import flocked, write_text
 
@@ -122,12 +121,7 @@ def transition_alive(transition: dict[str, Any]) -> bool:
         holder = transition.get("holder") or {}
         return _start_ticks(int(holder.get("pid", 0))) == holder.get("start")
     name = transition.get("unit") or layout.TRANSITION_UNIT
-    unit = subprocess.run(
-        ["systemctl", "is-active", f"{name}.service"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    unit = systemd.is_active(f"{name}.service")
     if unit in ("active", "activating", "deactivating"):
         return True
     with flocked(layout.TRANSITION_LOCK, blocking=False) as free:

@@ -12,24 +12,14 @@ Only one transition exists at a time: a second is refused naming the first.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..system import layout, nginx
+from ..system import layout, nginx, systemd
 from ..system.failure import AgentFailure
 from . import commands, router, slots, state
 from .kinds import KINDS
 from .settings import KIND_LAUNCH
-
-# The agent's own package (mlops_agent on the box), this module's grandparent.
-AGENT_PACKAGE = (__package__ or "").rpartition(".")[0]
-
-
-def agent_zip() -> str:
-    """This agent bundle's path on the box (systemd-run put it on PYTHONPATH)."""
-    return os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
 
 
 def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]:
@@ -117,23 +107,11 @@ def launch(revision: int, options: Mapping[str, Any]) -> dict[str, Any]:
         unit = f"{layout.TRANSITION_UNIT}-{revision}"
         transition.update(phase="launched", settings=settings, model=model, holder=None, unit=unit)
         current["transition"] = transition
-        started = subprocess.run(
-            [
-                "systemd-run",
-                f"--unit={unit}",
-                "--collect",
-                "--quiet",
-                f"--property=Environment=PYTHONPATH={agent_zip()}",
-                f"--property=EnvironmentFile=-{layout.MLFLOW_ENV_FILE}",
-                sys.executable,
-                "-m",
-                AGENT_PACKAGE,
-                commands.RUN,
-                str(revision),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        started = systemd.run_agent_unit(
+            unit,
+            commands.RUN,
+            str(revision),
+            properties=[f"EnvironmentFile=-{layout.MLFLOW_ENV_FILE}"],
         )
         if started.returncode != 0:
             state.close_transition(current, "failed", f"could not start: {started.stderr.strip()}")
@@ -190,31 +168,14 @@ def retire_later(slot: str, revision: int, seconds: float) -> str | None:
 
 def timer(unit: str, seconds: float, *command: str) -> bool:
     """Run the agent's `command` in `seconds`, from a transient timer on the box."""
-    made = subprocess.run(
-        [
-            "systemd-run",
-            f"--unit={unit}",
-            f"--on-active={max(1, round(seconds))}s",
-            "--timer-property=AccuracySec=1s",
-            "--collect",
-            "--quiet",
-            f"--property=Environment=PYTHONPATH={agent_zip()}",
-            sys.executable,
-            "-m",
-            AGENT_PACKAGE,
-            *command,
-        ],
-        capture_output=True,
-        check=False,
-    )
-    return made.returncode == 0
+    return systemd.run_agent_unit(unit, *command, after_s=seconds).returncode == 0
 
 
 def cancel_timers(pattern: str, *, service: bool = True) -> None:
     """Stop the timers whose unit names match the glob `pattern` (and what they started,
     unless `service` is False: a timer's own service must not stop itself)."""
     units = [f"{pattern}.timer"] + ([f"{pattern}.service"] if service else [])
-    subprocess.run(["systemctl", "stop", *units], capture_output=True, check=False)
+    systemd.systemctl("stop", *units)
 
 
 def cancel_retire(slot: str) -> None:

@@ -14,13 +14,14 @@ import glob
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..system import layout
 from ..system.failure import AgentFailure
 
-WARMUP_PREFIX = "mlops-warmup"  # the serving slots' own warm-up requests, never monitored
+WARMUP_PREFIX = layout.WARMUP_ID  # the serving slots' own warm-up requests, never monitored
 
 KIND_NO_MODEL = "no-model"
 KIND_LABELS = "labels"
@@ -49,6 +50,27 @@ class Predictions:
         return len(self.outputs)
 
 
+def log_lines(log_dir: str, slots: Iterable[str] = ("*",)) -> Iterator[tuple[str, Iterator[str]]]:
+    """The prediction log's files, read as (slot, its lines): each of `slots`' (default:
+    every slot's) `<slot>.jsonl` and its rotations `.1`, `.2`, ..., in name order; a
+    missing file (a slot that never served) has none. The one reader of the log: what
+    the lines mean is the caller's."""
+    for pattern in slots:
+        base = os.path.join(log_dir, f"{pattern}.jsonl")
+        for path in sorted({*glob.glob(base), *glob.glob(f"{base}.[0-9]*")}):
+            slot = os.path.basename(path).split(".jsonl")[0]
+            yield slot, file_lines(path)
+
+
+def file_lines(path: str) -> Iterator[str]:
+    """A log file's lines (torn ones too: the caller parses); none if it does not exist."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            yield from handle
+    except FileNotFoundError:
+        return
+
+
 def read_predictions(
     model: str, version: str, since: datetime.datetime, log_dir: str = layout.PREDICTION_LOG_DIR
 ) -> Predictions:
@@ -62,52 +84,48 @@ def read_predictions(
     found = Predictions()
     start = since.astimezone(datetime.UTC).isoformat(timespec="milliseconds")[:23]
     taken: set[str] = set()
-    paths = glob.glob(os.path.join(log_dir, "*.jsonl")) + glob.glob(
-        os.path.join(log_dir, "*.jsonl.[0-9]*")
-    )
-    for path in sorted(paths):
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    head = _HEAD.match(line)
-                    if head is not None and head[1][:23] < start:  # before the window
-                        request_id = head[2] if "\\" not in head[2] else json.loads(f'"{head[2]}"')
-                        if not request_id.startswith(WARMUP_PREFIX):
-                            found.seen_ids.add(request_id)
-                        continue
-                    record = json.loads(line)
-                    request_id = str(record["request_id"])
-                    if request_id.startswith(WARMUP_PREFIX):
-                        continue
-                    found.seen_ids.add(request_id)
-                    if str(record["time"])[:23] < start:
-                        continue
-                    if (record.get("model"), str(record.get("version"))) != (model, version):
-                        found.other_lines += 1
-                        continue
-                    if request_id in taken:
-                        continue
-                    taken.add(request_id)
-                    inputs, outputs = record.get("inputs"), record.get("outputs")
-                    ok = record.get("status") == 200 and isinstance(inputs, list)
-                    if not ok or not isinstance(outputs, list) or len(outputs) != len(inputs):
-                        found.failed += 1
-                        continue
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue  # not a log line (a torn last line of a file being written)
-                found.requests += 1
-                columns = found.inputs
-                for row, output in zip(inputs, outputs, strict=True):
-                    row = row if isinstance(row, dict) else {}
-                    for column in row:
-                        if column not in columns:
-                            columns[column] = [None] * found.rows
-                    for column, values in columns.items():
-                        values.append(row.get(column))
-                    found.outputs.append(output)
-                    found.times.append(record["time"])
-                    found.request_ids.append(request_id)
-                    found.rows_in_request.append(len(inputs))
+    for _slot, lines in log_lines(log_dir):
+        for line in lines:
+            try:
+                head = _HEAD.match(line)
+                if head is not None and head[1][:23] < start:  # before the window
+                    request_id = head[2] if "\\" not in head[2] else json.loads(f'"{head[2]}"')
+                    if not request_id.startswith(WARMUP_PREFIX):
+                        found.seen_ids.add(request_id)
+                    continue
+                record = json.loads(line)
+                request_id = str(record["request_id"])
+                if request_id.startswith(WARMUP_PREFIX):
+                    continue
+                found.seen_ids.add(request_id)
+                if str(record["time"])[:23] < start:
+                    continue
+                if (record.get("model"), str(record.get("version"))) != (model, version):
+                    found.other_lines += 1
+                    continue
+                if request_id in taken:
+                    continue
+                taken.add(request_id)
+                inputs, outputs = record.get("inputs"), record.get("outputs")
+                ok = record.get("status") == 200 and isinstance(inputs, list)
+                if not ok or not isinstance(outputs, list) or len(outputs) != len(inputs):
+                    found.failed += 1
+                    continue
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # not a log line (a torn last line of a file being written)
+            found.requests += 1
+            columns = found.inputs
+            for row, output in zip(inputs, outputs, strict=True):
+                row = row if isinstance(row, dict) else {}
+                for column in row:
+                    if column not in columns:
+                        columns[column] = [None] * found.rows
+                for column, values in columns.items():
+                    values.append(row.get(column))
+                found.outputs.append(output)
+                found.times.append(record["time"])
+                found.request_ids.append(request_id)
+                found.rows_in_request.append(len(inputs))
     return found
 
 

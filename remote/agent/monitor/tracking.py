@@ -1,10 +1,7 @@
 """MLflow for a drift report: the model version, its training run's reference sample and
 validation error, its signature; and the report logged as a run of the monitoring
-experiment. Over MLflow's REST API (`mlflow_rest`), so the monitor's environment needs
-no MLflow client.
-
-Artifacts travel through the server's artifact proxy (`--serve-artifacts`, as
-`fab mlflow.install` runs it), the same for a directory on the box or S3.
+experiment. Over MLflow's REST API (system/mlflow_api.py), so the monitor's environment
+needs no MLflow client.
 """
 
 from __future__ import annotations
@@ -18,15 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..system import mlflow_api as mlflow_rest
+from ..system import mlflow_api
 from ..system.failure import AgentFailure
 from ..system.mlflow_api import call
 
 REFERENCE_ARTIFACT = "reference/reference.csv"
 VALIDATION_METRIC = "val_rmse"
-PROXY = "/api/2.0/mlflow-artifacts/artifacts"
-PROXIED = "mlflow-artifacts:/"
-TIMEOUT_S = 60
 KIND_NO_MODEL = "no-model"
 KIND_NO_REFERENCE = "no-reference"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -87,25 +81,25 @@ def _refuse(found: dict[str, Any], ref: str) -> None:
             f"MLflow on the box has no model {ref!r} ({error.get('message', '').strip()}): "
             f"check the name in the MLflow UI (`fab mlflow.ui`); give {REF_FORMS}.",
         )
-    mlflow_rest.ok(found, f"find the model {ref!r}")
+    mlflow_api.ok(found, f"find the model {ref!r}")
 
 
 def _value(answer: dict[str, Any], key: str) -> str:
-    return str(mlflow_rest.ok(answer, f"read {key}")[key])
+    return str(mlflow_api.ok(answer, f"read {key}")[key])
 
 
 def training_run(base: str, model: ModelVersion) -> tuple[str, float | None]:
     """The training run's artifact URI and its validation error (None if not logged)."""
     if not model.run_id:
         raise _no_reference(model, "it was registered without a training run")
-    run = mlflow_rest.ok(call(base, "runs/get", run_id=model.run_id), "read the training run")
+    run = mlflow_api.ok(call(base, "runs/get", run_id=model.run_id), "read the training run")
     metrics = {m["key"]: m["value"] for m in run["run"]["data"].get("metrics", [])}
     value = metrics.get(VALIDATION_METRIC)
     return str(run["run"]["info"]["artifact_uri"]), None if value is None else float(value)
 
 
 def reference_sample(base: str, model: ModelVersion, run_artifacts: str) -> bytes:
-    data = download(base, run_artifacts, REFERENCE_ARTIFACT)
+    data = mlflow_api.download(base, run_artifacts, REFERENCE_ARTIFACT)
     if data is None:
         raise _no_reference(model, f"its training run {model.run_id} has no {REFERENCE_ARTIFACT}")
     return data
@@ -127,7 +121,7 @@ def signature_inputs(base: str, model: ModelVersion) -> list[dict[str, Any]] | N
 
     import yaml
 
-    data = download(base, model.artifact_uri, "MLmodel")
+    data = mlflow_api.download(base, model.artifact_uri, "MLmodel")
     if data is None:
         return None
     try:
@@ -138,50 +132,6 @@ def signature_inputs(base: str, model: ModelVersion) -> list[dict[str, Any]] | N
     if not isinstance(columns, list) or not all("name" in c for c in columns):
         return None  # a tensor signature names no columns
     return columns
-
-
-def download(base: str, artifact_uri: str, path: str) -> bytes | None:
-    """An artifact's bytes through the server's proxy; None when it does not exist."""
-    try:
-        with urllib.request.urlopen(_request(base, artifact_uri, path), timeout=TIMEOUT_S) as r:
-            return bytes(r.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise AgentFailure(
-            mlflow_rest.KIND_MLFLOW, f"MLflow refused to send {path}: HTTP {exc.code}."
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise AgentFailure(
-            mlflow_rest.KIND_MLFLOW,
-            f"MLflow on the box ({base}) does not answer ({exc}): see `fab mlflow.status`.",
-        ) from None
-
-
-def upload(base: str, artifact_uri: str, path: str, data: bytes) -> None:
-    request = _request(base, artifact_uri, path, data)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S):
-            pass
-    except (urllib.error.URLError, OSError) as exc:
-        raise AgentFailure(
-            mlflow_rest.KIND_MLFLOW, f"MLflow did not store {path} ({exc})."
-        ) from None
-
-
-def _request(
-    base: str, artifact_uri: str, path: str, data: bytes | None = None
-) -> urllib.request.Request:
-    if not artifact_uri.startswith(PROXIED):
-        raise AgentFailure(
-            mlflow_rest.KIND_MLFLOW,
-            f"The artifacts at {artifact_uri} are not served by MLflow on the box: run "
-            "`fab mlflow.install`, which serves them (--serve-artifacts).",
-        )
-    where = f"{artifact_uri.removeprefix(PROXIED).strip('/')}/{path}"
-    url = f"{base}{PROXY}/{urllib.parse.quote(where)}"
-    request = urllib.request.Request(url, data=data, method="PUT" if data is not None else "GET")
-    return request
 
 
 def log_report(
@@ -198,7 +148,7 @@ def log_report(
     """Log one report as a run of `experiment` (made if missing), named `title` and the
     model; return the run's id."""
     started = int(time.time() * 1000)
-    experiment_id = mlflow_rest.experiment_id(base, experiment)
+    experiment_id = mlflow_api.experiment_id(base, experiment)
     run_tags = {
         "mlops-box.model": model.name,
         "mlops-box.model_version": model.version,
@@ -206,7 +156,7 @@ def log_report(
         **tags,
     }
     name = f"{title} {model.label} {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}"
-    run_id = mlflow_rest.create_run(base, experiment_id, name, run_tags, started)
+    run_id = mlflow_api.create_run(base, experiment_id, name, run_tags, started)
     try:
         body = {
             "run_id": run_id,
@@ -216,15 +166,15 @@ def log_report(
             ],
             "params": [{"key": _key(k), "value": v[:6000]} for k, v in params.items()],
         }
-        mlflow_rest.ok(call(base, "runs/log-batch", body), "log the report's figures")
-        answer = mlflow_rest.ok(call(base, "runs/get", run_id=run_id), "read the report's run")
+        mlflow_api.ok(call(base, "runs/log-batch", body), "log the report's figures")
+        answer = mlflow_api.ok(call(base, "runs/get", run_id=run_id), "read the report's run")
         artifacts = str(answer["run"]["info"]["artifact_uri"])
         for path in files:
-            upload(base, artifacts, f"report/{path.name}", path.read_bytes())
+            mlflow_api.upload(base, artifacts, f"report/{path.name}", path.read_bytes())
     except BaseException:
-        mlflow_rest.end_run(base, run_id, "FAILED", int(time.time() * 1000))
+        mlflow_api.end_run(base, run_id, "FAILED", int(time.time() * 1000))
         raise
-    mlflow_rest.end_run(base, run_id, "FINISHED", int(time.time() * 1000))
+    mlflow_api.end_run(base, run_id, "FINISHED", int(time.time() * 1000))
     return run_id
 
 

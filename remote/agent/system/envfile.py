@@ -1,13 +1,15 @@
-"""systemd EnvironmentFile lines: `KEY="value"` that systemd reads back exactly.
+"""systemd EnvironmentFiles: `KEY="value"` lines that systemd reads back exactly.
 
-Here, in the agent, because both sides write env files: the controller renders the
-server's own (remote.mlflow.spec imports this), and the box's start step writes the
-database's. The agent never imports controller code; the controller may import this.
+The one env-file writer of both halves: the controller renders the MLflow server's and a
+job's --env values (remote.mlflow.spec and remote.train.jobs import this); the agent
+writes the database's, a slot's and a training job's. The agent never imports controller
+code; the controller may import this.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 # Inside double quotes systemd's EnvironmentFile= takes a backslash only before these.
 _NEED_ESCAPE = '"\\`$'
@@ -28,3 +30,11 @@ def env_file_line(key: str, value: str) -> str:
         raise ValueError(f"the value of {key} contains a newline, carriage return or NUL")
     escaped = "".join("\\" + ch if ch in _NEED_ESCAPE else ch for ch in value)
     return f'{key}="{escaped}"'
+
+
+def env_file(values: Mapping[str, str], *, comment: str = "", lines: str = "") -> str:
+    """A whole EnvironmentFile: a `# comment`, ready-made `lines`, then one line per value
+    (later lines win, so `values` override `lines`)."""
+    head = [f"# {comment}"] if comment else []
+    body = [line for line in lines.splitlines() if line]
+    return "\n".join([*head, *body, *(env_file_line(k, v) for k, v in values.items())]) + "\n"

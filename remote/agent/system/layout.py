@@ -50,6 +50,8 @@ SLOTS_DIR = f"{STATE_DIR}/slots"  # one directory per slot: slot.env and the env
 MODELS_DIR = f"{OPT_DIR}/models"  # immutable copies of model versions, by content
 MODEL_ENVS_DIR = f"{OPT_DIR}/envs"  # one virtualenv per model requirements hash
 PREDICTION_LOG_DIR = f"{LOG_DIR}/predictions"  # the slots' JSONL prediction logs
+# The request id prefix of a slot's own warm-up predictions: in the logs, never monitored.
+WARMUP_ID = "mlops-warmup"
 
 SLOT_USER = "mlops-model"
 SLOT_UNIT_TEMPLATE = "mlops-model@.service"

@@ -1,4 +1,5 @@
-"""The few MLflow tracking calls a job's start and end need, over MLflow's REST API.
+"""The agent's one MLflow client, over MLflow's REST API: the tracking calls a job's
+start and end need, the alias a deploy moves, and the reports' artifacts.
 
 Standard library only, so the root-run steps (starting a job, ExecStopPost marking its
 run) never import the packages of a job's environment: those are the user's choice and
@@ -19,8 +20,13 @@ from typing import Any
 from .failure import AgentFailure
 
 TIMEOUT_S = 15
+ARTIFACT_TIMEOUT_S = 60
 KIND_MLFLOW = "mlflow"
 API = "/api/2.0/mlflow"
+# Artifacts travel through the server's artifact proxy (`--serve-artifacts`, as
+# `fab mlflow.install` runs it), the same for a directory on the box or S3.
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+PROXIED = "mlflow-artifacts:/"
 
 
 def unquote_env(value: str) -> str:
@@ -113,3 +119,47 @@ def end_run(base: str, run_id: str, status: str, end_ms: int) -> None:
         call(base, "runs/update", {"run_id": run_id, "status": status, "end_time": end_ms}),
         f"mark the run {run_id} {status}",
     )
+
+
+def download(base: str, artifact_uri: str, path: str) -> bytes | None:
+    """An artifact's bytes through the server's proxy; None when it does not exist."""
+    try:
+        with urllib.request.urlopen(
+            _request(base, artifact_uri, path), timeout=ARTIFACT_TIMEOUT_S
+        ) as r:
+            return bytes(r.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise AgentFailure(
+            KIND_MLFLOW, f"MLflow refused to send {path}: HTTP {exc.code}."
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise AgentFailure(
+            KIND_MLFLOW,
+            f"MLflow on the box ({base}) does not answer ({exc}): see `fab mlflow.status`.",
+        ) from None
+
+
+def upload(base: str, artifact_uri: str, path: str, data: bytes) -> None:
+    request = _request(base, artifact_uri, path, data)
+    try:
+        with urllib.request.urlopen(request, timeout=ARTIFACT_TIMEOUT_S):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        raise AgentFailure(KIND_MLFLOW, f"MLflow did not store {path} ({exc}).") from None
+
+
+def _request(
+    base: str, artifact_uri: str, path: str, data: bytes | None = None
+) -> urllib.request.Request:
+    if not artifact_uri.startswith(PROXIED):
+        raise AgentFailure(
+            KIND_MLFLOW,
+            f"The artifacts at {artifact_uri} are not served by MLflow on the box: run "
+            "`fab mlflow.install`, which serves them (--serve-artifacts).",
+        )
+    where = f"{artifact_uri.removeprefix(PROXIED).strip('/')}/{path}"
+    url = f"{base}{PROXY}/{urllib.parse.quote(where)}"
+    request = urllib.request.Request(url, data=data, method="PUT" if data is not None else "GET")
+    return request

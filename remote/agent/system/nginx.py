@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from . import layout
+from . import layout, systemd
 from .failure import AgentFailure
 from .files import flocked, write_text
 
@@ -110,7 +110,7 @@ def _load_config() -> None:
         return
     before = _workers()
     log_size = _size(layout.NGINX_ERROR_LOG)
-    subprocess.run(["systemctl", "reload", "nginx"], capture_output=True, check=False)
+    systemd.systemctl("reload", "nginx")
     deadline = time.monotonic() + RELOAD_TIMEOUT_S
     while time.monotonic() < deadline:
         # A reload that worked starts a new generation of workers; a failed one keeps the
@@ -173,9 +173,7 @@ def _holds(pid: int, inodes: set[str]) -> bool:
 
 def _start() -> None:
     log_size = _size(layout.NGINX_ERROR_LOG)
-    started = subprocess.run(
-        ["systemctl", "start", "nginx"], capture_output=True, text=True, check=False
-    )
+    started = systemd.systemctl("start", "nginx")
     if started.returncode != 0:
         reason = _error_log_since(log_size) or _oneline(started.stderr)
         raise AgentFailure(KIND_NGINX, f"nginx could not start: {reason}")

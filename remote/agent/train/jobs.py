@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from typing import Any
 
-from ..system import mlflow_api as mlflow_rest
+from ..system import mlflow_api, systemd
 from ..system.failure import AgentFailure
 from .records import (
     ACTIVE_STATES,
@@ -126,7 +125,7 @@ def cancel(job_id: str) -> dict[str, Any]:
             write(record)
     if not active:
         return {"record": reconcile(job_id), "cancelled": False}
-    subprocess.run(["systemctl", "stop", record["unit"]], capture_output=True, check=False)
+    systemd.systemctl("stop", record["unit"])
     return {"record": reconcile(job_id), "cancelled": True}
 
 
@@ -140,7 +139,7 @@ def mark_run(record: dict[str, Any]) -> None:
     if not record.get("run_id") or status is None:
         return
     try:
-        mlflow_rest.end_run(record["tracking_uri"], record["run_id"], status, _ms(record))
+        mlflow_api.end_run(record["tracking_uri"], record["run_id"], status, _ms(record))
     except AgentFailure as failure:
         record.update(run_marked=False, run_error=failure.sentence)
         return
@@ -154,17 +153,8 @@ def _ms(record: dict[str, Any]) -> int:
 
 
 def _unit_alive(unit: str) -> bool:
-    shown = subprocess.run(
-        ["systemctl", "show", "-p", "ActiveState", "--value", unit],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return shown.stdout.strip() in ALIVE_STATES
+    return systemd.active_state(unit) in ALIVE_STATES
 
 
 def _system_stopping() -> bool:
-    state = subprocess.run(
-        ["systemctl", "is-system-running"], capture_output=True, text=True, check=False
-    )
-    return state.stdout.strip() == "stopping"
+    return systemd.systemctl("is-system-running").stdout.strip() == "stopping"

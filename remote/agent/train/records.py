@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import fcntl
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..system import files
 from ..system.failure import AgentFailure
 from ..system.layout import TRAIN_JOBS_DIR, TRAIN_UNIT_PREFIX
 
@@ -69,21 +67,9 @@ def read(job_id: str) -> dict[str, Any]:
 
 
 def write(record: dict[str, Any]) -> None:
-    """Replace the job's record atomically (temp file, fsync, rename)."""
-    folder = job_dir(record["id"])
-    fd, tmp = tempfile.mkstemp(prefix=".job.", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, folder / "job.json")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Replace the job's record atomically and durably (system/files.py)."""
+    path = job_dir(record["id"]) / "job.json"
+    files.write_text(str(path), json.dumps(record, indent=2, sort_keys=True) + "\n", 0o644)
 
 
 def update(job_id: str, **fields: Any) -> dict[str, Any]:
@@ -101,12 +87,8 @@ def locked(job_id: str) -> Iterator[None]:
     folder = job_dir(job_id)
     if not folder.is_dir():
         raise _unknown(job_id)
-    with open(folder / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with files.flocked(str(folder / ".lock")):
+        yield
 
 
 def all_ids() -> list[str]:

@@ -13,14 +13,14 @@ import json
 import os
 import pwd
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..system import mlflow_api as mlflow_rest
+from ..system import envfile, mlflow_api, systemd
 from ..system.failure import AgentFailure
-from ..system.layout import TRAIN_ENVS_DIR, TRAIN_USER
+from ..system.layout import MLFLOW_UNIT, TRAIN_ENVS_DIR, TRAIN_USER
+from . import commands
 from .jobs import mark_run
 from .records import check_id, job_dir, locked, now, unit_name, write
 from .store import ensure_layout, env_ready, materialise, missing, take_blobs
@@ -63,7 +63,7 @@ def start(staging: str) -> dict[str, Any]:
         return {"started": False, "missing": lacking, "env_ready": env_ready(spec["env_key"])}
     ensure_layout()
     base = spec["tracking_uri"]
-    experiment = mlflow_rest.experiment_id(base, spec["experiment"])
+    experiment = mlflow_api.experiment_id(base, spec["experiment"])
     folder_of_job = job_dir(job_id)
     folder_of_job.mkdir(mode=0o750)  # a clash of ids fails here, before anything is made
     user = pwd.getpwnam(TRAIN_USER)
@@ -88,7 +88,7 @@ def start(staging: str) -> dict[str, Any]:
     with locked(job_id):
         write(record)
         try:
-            record["run_id"] = mlflow_rest.create_run(
+            record["run_id"] = mlflow_api.create_run(
                 base, experiment, job_id, spec["tags"], int(time.time() * 1000)
             )
             write(record)
@@ -114,18 +114,15 @@ def start(staging: str) -> dict[str, Any]:
 def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -> None:
     job_id = record["id"]
     folder = job_dir(job_id)
-    agent_zip = Path(__file__).parents[2]  # .../agent/<hash>.zip/mlops_agent/train/start.py
-    on_stop = (
-        f'+/bin/sh -c "PYTHONPATH={agent_zip} exec {sys.executable} -m mlops_agent '
-        f'train-finished {job_id} >/dev/null"'
-    )
+    finished = " ".join(systemd.agent_argv(commands.FINISHED, job_id))
+    on_stop = f'+/bin/sh -c "PYTHONPATH={systemd.AGENT_PATH} exec {finished} >/dev/null"'
     properties = [
         f"User={TRAIN_USER}",
         f"Group={TRAIN_USER}",
         f"WorkingDirectory={folder}/project",
         f"EnvironmentFile={env_file}",
         # Stopped before MLflow at shutdown, so the run can still be marked.
-        "After=mlflow.service",
+        f"After={MLFLOW_UNIT}",
         "PrivateTmp=yes",
         "NoNewPrivileges=yes",
         f"TimeoutStopSec={STOP_TIMEOUT_S}",
@@ -142,19 +139,13 @@ def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -
         # the box has no git): quietly. train.run tags the run with the project's commit.
         "GIT_PYTHON_REFRESH": "quiet",
     }
-    argv = [
-        "systemd-run",
-        f"--unit={record['unit']}",
-        "--collect",
-        "--quiet",
-        f"--description=mlops-box training job {job_id}",
-        *(f"--property={p}" for p in properties),
-        *(f"--setenv={k}={v}" for k, v in environment.items()),
-        "--",
-        "/usr/bin/env",
-        *spec["entry"],
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = systemd.run_unit(
+        record["unit"],
+        ["/usr/bin/env", *spec["entry"]],
+        properties=properties,
+        setenv=environment,
+        description=f"mlops-box training job {job_id}",
+    )
     if done.returncode != 0:
         raise AgentFailure(KIND_START, f"systemd-run failed: {done.stderr.strip()}")
 
@@ -162,15 +153,17 @@ def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -
 def _write_env_file(path: Path, user_lines: str, base: str, run_id: str, experiment: str) -> None:
     """The job's EnvironmentFile, root-only: the user's --env values, then MLflow's
     (last, so they win)."""
-    lines = [f"# mlops-box training job; read by systemd only.\n{user_lines}".rstrip("\n")]
-    lines += [
-        f"MLFLOW_TRACKING_URI={base}",
-        f"MLFLOW_RUN_ID={run_id}",
-        f"MLFLOW_EXPERIMENT_ID={experiment}",
-    ]
+    mlflow = {
+        "MLFLOW_TRACKING_URI": base,
+        "MLFLOW_RUN_ID": run_id,
+        "MLFLOW_EXPERIMENT_ID": experiment,
+    }
+    text = envfile.env_file(
+        mlflow, comment="mlops-box training job; read by systemd only.", lines=user_lines
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(text)
 
 
 def _spec(staging: Path) -> dict[str, Any]:

@@ -19,12 +19,12 @@ import os
 import time
 from typing import Any
 
-from ...system import layout
+from ...system import layout, systemd
 from ...system.failure import AgentFailure
 from .. import gates, slots, state
 from ..alias import move_alias
 from ..settings import BlueGreen, Rollback
-from ..transition import agent_zip, apply_router, cancel_retire, log, retire_later
+from ..transition import apply_router, cancel_retire, log, retire_later
 
 VERIFY_TIMEOUT_S = 10.0
 BAKE_REPORT_EVERY_S = 5.0
@@ -72,7 +72,7 @@ def start_checked(revision: int, slot: str, model: dict[str, Any]) -> None:
         raise AgentFailure("env", f"The environment of {label} is gone from {model['env']}.")
     cancel_retire(slot)
     slots.stop(slot)
-    slots.assign(slot, model, agent_zip())
+    slots.assign(slot, model, systemd.AGENT_PATH)
     with state.changing() as current:
         current.setdefault("slots", {})[slot] = {
             "model": model,

@@ -11,16 +11,14 @@ reached the shadow's own log: copies the shadow did not answer, or that were dro
 
 from __future__ import annotations
 
-import glob
 import json
 import math
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..drift.analysis import one_value
-from ..predictions import WARMUP_PREFIX
+from ..predictions import WARMUP_PREFIX, file_lines, log_lines
 
 DEFAULT_TOLERANCE = 0.05  # relative: |live - shadow| <= 5% of the larger of the two
 TOP_DIFFERENCES = 10
@@ -45,22 +43,11 @@ def read_records(
 ) -> Iterator[Record]:
     """The predictions `slots` logged from `start` to `end` (ISO times, UTC), warm-ups
     left out: `<slot>.jsonl` and its rotations, torn lines skipped."""
-    for slot in slots:
-        base = os.path.join(log_dir, f"{slot}.jsonl")
-        for path in [*glob.glob(f"{base}.[0-9]*"), base]:
-            for line in _lines(path):
-                record = _record(line, slot)
-                if record is not None and start[:23] <= record.time[:23] <= end[:23]:
-                    yield record
-
-
-def _lines(path: str) -> Iterator[str]:
-    """The file's lines; none if it does not exist (a slot that never served)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            yield from handle
-    except FileNotFoundError:
-        return
+    for slot, lines in log_lines(log_dir, slots):
+        for line in lines:
+            record = _record(line, slot)
+            if record is not None and start[:23] <= record.time[:23] <= end[:23]:
+                yield record
 
 
 def _record(line: str, slot: str) -> Record | None:
@@ -88,7 +75,7 @@ def read_relay(path: str, start: str, end: str = "\uffff") -> dict[str, int]:
     answered (its status; 502 nothing listened, 504 it was too slow) and copies dropped
     at the relay's cap (`dropped`)."""
     counts: dict[str, int] = {}
-    for line in _lines(path):
+    for line in file_lines(path):
         try:
             item = json.loads(line)
             if not start[:19] <= str(item["time"])[:19] <= end[:19]:
