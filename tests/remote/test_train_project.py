@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import pytest
 
 from remote.agent.system.failure import AgentFailure
-from remote.agent.system.mlflow_api import unquote_env
 from remote.agent.train.jobs import exit_code, final_state
 from remote.agent.train.register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
 from remote.train.environment import environment_for, requirements_of
@@ -122,6 +121,16 @@ def test_requirements_are_normalised_and_mlflow_added_when_not_named(tmp_path: P
     (root / "requirements.txt").write_text("numpy\nnot a requirement!\n")
     with pytest.raises(ProjectError, match="line 2"):
         requirements_of(scan(root))
+
+
+def unquote_env(value: str) -> str:
+    """A value as systemd reads it from an EnvironmentFile (the double-quoted form)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        out, chars = [], iter(value[1:-1])
+        for ch in chars:
+            out.append(next(chars, "") if ch == "\\" else ch)
+        return "".join(out)
+    return value
 
 
 def test_env_values_become_exact_environment_file_lines() -> None:

@@ -29,16 +29,6 @@ PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 PROXIED = "mlflow-artifacts:/"
 
 
-def unquote_env(value: str) -> str:
-    """A value as systemd reads it from an EnvironmentFile (the double-quoted form)."""
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        out, chars = [], iter(value[1:-1])
-        for ch in chars:
-            out.append(next(chars, "") if ch == "\\" else ch)
-        return "".join(out)
-    return value
-
-
 def call(base: str, path: str, body: dict[str, Any] | None = None, **query: str) -> dict[str, Any]:
     """One request (POST with a body, else GET); the server's answer as a dict."""
     url = f"{base}{API}/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")

@@ -27,7 +27,6 @@ from ..system.layout import TRAIN_JOBS_DIR, TRAIN_UNIT_PREFIX
 ENV_READY = ".mlops-box-ready"  # written last into a finished environment
 
 JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
-ENV_KEY = re.compile(r"[0-9a-f]{16}")
 
 # A record's states: the first two while the unit exists, the rest final.
 ACTIVE_STATES = ("starting", "running")
