@@ -91,12 +91,7 @@ COMMANDS = (
         (
             _DIR,
             arg("--ssh-port", type=int, required=True),
-            arg(
-                "--unit",
-                action="append",
-                default=[],
-                help="a busy unit pattern",
-            ),
+            arg("--unit", action="append", default=[], help="a busy unit pattern"),
             arg("--router-log", default=layout.ROUTER_LOG),
             arg("--keepalive", default=layout.KEEPALIVE_FILE),
             arg("--dry-run", action="store_true", help="answer, change nothing"),
