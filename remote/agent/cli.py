@@ -107,15 +107,21 @@ def parser(by_noun: Mapping[str, Iterable[Command]] | None = None) -> argparse.A
             if record.name in seen:
                 raise ValueError(f"two agent commands are named {record.name}")
             seen.add(record.name)
-            sub = subparsers.add_parser(record.name, description=record.help)
-            for item in record.args:
-                if isinstance(item, OneOf):
-                    group = sub.add_mutually_exclusive_group(required=item.required)
-                    for one in item.args:
-                        group.add_argument(*one.flags, **one.options)
-                else:
-                    sub.add_argument(*item.flags, **item.options)
+            subparsers.add_parser(record.name, description=record.help, parents=[options(record)])
     return top
+
+
+def options(record: Command) -> argparse.ArgumentParser:
+    """A parser of the record's arguments alone: its subcommand's parent."""
+    own = argparse.ArgumentParser(add_help=False)
+    for item in record.args:
+        if isinstance(item, OneOf):
+            group = own.add_mutually_exclusive_group(required=item.required)
+            for one in item.args:
+                group.add_argument(*one.flags, **one.options)
+        else:
+            own.add_argument(*item.flags, **item.options)
+    return own
 
 
 def main(

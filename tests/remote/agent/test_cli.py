@@ -8,14 +8,25 @@ import inspect
 import pytest
 
 from remote.agent import cli
-from remote.agent.cli import Command, Env, arg
+from remote.agent.cli import Arg, Command, Env, OneOf, arg
 
 ALL = [record for records in cli.commands().values() for record in records]
 
 
 def _dests(record: Command) -> set[str]:
-    sub = cli.parser({"x": (record,)})._subparsers._group_actions[0].choices[record.name]  # type: ignore[union-attr]
-    return {a.dest for a in sub._actions if a.dest != "help"}
+    """The names argparse gives the record's arguments (its own rule: `dest`, else the
+    first long option or the positional's name, `-` as `_`)."""
+    args = [
+        one for item in record.args for one in (item.args if isinstance(item, OneOf) else [item])
+    ]
+    return {_dest(one) for one in args}
+
+
+def _dest(one: Arg) -> str:
+    if "dest" in one.options:
+        return str(one.options["dest"])
+    long = [flag for flag in one.flags if flag.startswith("--")]
+    return (long or list(one.flags))[0].lstrip("-").replace("-", "_")
 
 
 @pytest.mark.parametrize("record", ALL, ids=lambda r: r.name)
