@@ -5,7 +5,7 @@ serving is set up, begin a transition on the box (refused if one runs), have the
 resolve and copy the model from its MLflow, build the model's environment. None of that
 touches the traffic, and if the SSH connection drops the transition's lease ends with
 it. Then the box runs the steps itself as the unit mlops-deploy-<revision>
-(remote/agent/bluegreen.py, canary.py, shadow.py), and this side only follows its
+(remote/agent/deploy/kinds/), and this side only follows its
 progress lines: a dropped connection no longer matters. `promote` and `abort` act on
 what the box says runs: they ask a running canary and follow it to its end, or end a
 shadow (promote: a blue-green deploy of its model first).
@@ -109,7 +109,7 @@ def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> d
 
 def canary(conn: Connection, plan: CanaryPlan, *, by: str, say: Say) -> dict[str, Any]:
     """Roll `plan.model_uri` out step by step beside the live model, judged at each step
-    (remote/agent/canary.py); the history entry once it is live, else DeployError."""
+    (remote/agent/deploy/kinds/canary.py); the history entry once it is live, else DeployError."""
     what = f"canary deploy of {plan.model_uri}"
     revision = prepare_and_launch(
         conn, "canary", plan.model_uri, plan.launch_args(), what=what, by=by, say=say

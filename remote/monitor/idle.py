@@ -1,7 +1,7 @@
 """`fab box.autostop` and the auto-stop lines of `fab box.status`: the controller's side.
 
 The decision is taken on the box, every minute, by mlops-idle.timer running the agent's
-`idle-check` (remote/agent/idle.py), with no cloud credentials. Here: validate what the
+`idle-check` (remote/agent/idle/), with no cloud credentials. Here: validate what the
 user asks before touching anything, install the timer and its service, hand the setting
 to the agent, and show what the agent reports. Every on-box name comes from
 remote/contract.py and reaches the agent as arguments (the unit's ExecStart, run_agent's),

@@ -89,7 +89,7 @@ class PreparedJob:
     tags: dict[str, str]
 
     def spec(self, env: JobEnvironment) -> dict[str, Any]:
-        """The job's description for the agent (see agent/train_jobs.py)."""
+        """The job's description for the agent (see agent/train/jobs.py)."""
         return {
             "id": self.job_id,
             "entry": self.argv,

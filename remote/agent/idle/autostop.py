@@ -21,7 +21,7 @@ from typing import Any
 
 from ..system import files
 from ..system.failure import AgentFailure
-from . import decide as idle
+from . import decide
 from . import probes as idle_probes
 
 SETTING_FILE = "autostop.json"
@@ -34,15 +34,15 @@ KIND_POWEROFF = "poweroff"
 KIND_BAD_VALUE = "bad-value"
 
 
-def load(directory: str) -> tuple[idle.Setting, idle.Clock] | None:
+def load(directory: str) -> tuple[decide.Setting, decide.Clock] | None:
     path = os.path.join(directory, SETTING_FILE)
     try:
         data = files.read_json(path)
     except ValueError:
         raise AgentFailure(
-            idle.KIND_SETTING, f"{path} is not JSON: run `fab box.autostop` again to rewrite it."
+            decide.KIND_SETTING, f"{path} is not JSON: run `fab box.autostop` again to rewrite it."
         ) from None
-    return None if data is None else idle.from_json(data, path)
+    return None if data is None else decide.from_json(data, path)
 
 
 def set_autostop(
@@ -51,12 +51,12 @@ def set_autostop(
     """Store the setting (None: off) and restart the idle clock, unless it is unchanged."""
     if idle_minutes is not None and idle_minutes < 1:
         raise AgentFailure(KIND_BAD_VALUE, f"--idle-minutes is {idle_minutes}: give 1 or more.")
-    new = idle.Setting(idle_minutes is not None, idle_minutes or 0, ignore_serving, now)
+    new = decide.Setting(idle_minutes is not None, idle_minutes or 0, ignore_serving, now)
     with files.flocked(os.path.join(directory, LOCK_FILE)):
-        stored = idle.changed_setting(now, load(directory), new, idle_probes.boot_id())
+        stored = decide.changed_setting(now, load(directory), new, idle_probes.boot_id())
         if stored is not None:
-            files.write_json(os.path.join(directory, SETTING_FILE), idle.to_json(*stored))
-    return {"changed": stored is not None, **idle.setting_to_json(new)}
+            files.write_json(os.path.join(directory, SETTING_FILE), decide.to_json(*stored))
+    return {"changed": stored is not None, **decide.setting_to_json(new)}
 
 
 def check(
@@ -87,7 +87,7 @@ def check(
             router_log=router_log,
             keepalive=keepalive,
         )
-        decision = idle.decide(now, setting, clock, probes)
+        decision = decide.decide(now, setting, clock, probes)
         _log(("dry run: " if dry_run else "") + decision.log_line(setting, dry_run=dry_run))
         answer = {
             "enabled": True,
@@ -101,9 +101,9 @@ def check(
         if dry_run:
             return answer
         path = os.path.join(directory, SETTING_FILE)
-        files.write_json(path, idle.to_json(setting, decision.clock))
+        files.write_json(path, decide.to_json(setting, decision.clock))
         if decision.stop:
-            record = idle.AutoStop(now, probes.boot_id, setting.idle_minutes, decision.idle_for)
+            record = decide.AutoStop(now, probes.boot_id, setting.idle_minutes, decision.idle_for)
             _power_off(directory, record)
     return answer
 
@@ -111,17 +111,17 @@ def check(
 def status(directory: str, now: datetime) -> dict[str, Any]:
     """The setting, the idle clock as of now, and what the last stop was."""
     try:
-        record = idle.autostop_from_json(
+        record = decide.autostop_from_json(
             files.read_json(os.path.join(directory, LAST_AUTOSTOP_FILE))
         )
     except ValueError:
         record = None
-    return idle.status_view(
+    return decide.status_view(
         now, load(directory), record, idle_probes.boot_id(), idle_probes.booted_at(now)
     )
 
 
-def _power_off(directory: str, record: idle.AutoStop) -> None:
+def _power_off(directory: str, record: decide.AutoStop) -> None:
     """Record the auto-stop where it survives the power-off, then power off; if the
     power-off cannot even be asked for, take the record back and fail loudly."""
     path = os.path.join(directory, LAST_AUTOSTOP_FILE)
@@ -129,7 +129,7 @@ def _power_off(directory: str, record: idle.AutoStop) -> None:
         previous = files.read_json(path)
     except ValueError:
         previous = None
-    files.write_json(path, idle.autostop_to_json(record))
+    files.write_json(path, decide.autostop_to_json(record))
     try:
         done = subprocess.run(
             POWEROFF, capture_output=True, text=True, timeout=POWEROFF_TIMEOUT_S, check=False

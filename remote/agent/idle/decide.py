@@ -1,7 +1,7 @@
 """The idle auto-stop's decision, as pure functions over plain records.
 
 Every minute mlops-idle.timer runs `idle-check`, which reads the setting and the idle
-clock, asks the probes (idle_probes.py) what is going on, and calls `decide`. The idle
+clock, asks the probes (probes.py) what is going on, and calls `decide`. The idle
 clock (`Clock.idle_since`) restarts:
   - when the setting changes: `idle-set` starts it at that moment;
   - at boot: a boot id other than the clock's is a new boot, and the clock starts then;

@@ -3,7 +3,7 @@
 Run as root by the system Python (never by a job's environment, whose packages are the
 user's). `start` takes the uploaded blobs, builds the snapshot, creates the MLflow run
 and starts the entry as a transient unit running as the unprivileged job user, whose
-`ExecStopPost=+` is the agent's `train-finished` (train_jobs.finished). When the box
+`ExecStopPost=+` is the agent's `train-finished` (jobs.finished). When the box
 lacks blobs or the environment, it changes nothing and says what it lacks.
 """
 

@@ -1,5 +1,5 @@
 """One drift report from its inputs: the reference sample, the logged predictions, the
-labels. Pure: no files, no MLflow; `drift` gathers the inputs and `drift_render` draws.
+labels. Pure: no files, no MLflow; `report` gathers the inputs and `render` draws.
 
 The reference sample (the training run's reference/reference.csv) holds the model's
 input columns, the target and `prediction`. The inputs are the signature's columns (or,
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import concept as drift_concept
-from . import stats as drift_stats
+from . import stats
 from .concept import ConceptDrift, LabelCounts
 from .stats import ColumnDrift, Quality
 
@@ -142,25 +142,24 @@ def analyse(
     if absent:
         notes.append(f"The reference sample lacks the inputs {', '.join(absent)}: not tested.")
     tested = {c: t for c, t in declared.items() if c in reference.columns and c in logged}
-    kinds = {c: drift_stats.kind_of(reference[c], t or None) for c, t in tested.items()}
+    kinds = {c: stats.kind_of(reference[c], t or None) for c, t in tested.items()}
 
     cleaned = {
-        c: (drift_stats.clean(reference[c], k), drift_stats.clean(current[c], k))
-        for c, k in kinds.items()
+        c: (stats.clean(reference[c], k), stats.clean(current[c], k)) for c, k in kinds.items()
     }
-    columns = [drift_stats.column_drift(c, *cleaned[c], k) for c, k in kinds.items()]
-    distributions = {c: drift_stats.distribution(*cleaned[c], k) for c, k in kinds.items()}
+    columns = [stats.column_drift(c, *cleaned[c], k) for c, k in kinds.items()]
+    distributions = {c: stats.distribution(*cleaned[c], k) for c, k in kinds.items()}
     outputs = pd.Series([one_value(o) for o in predictions.outputs], dtype=object)
     prediction = None
     if PREDICTION in reference.columns:
-        kind = drift_stats.kind_of(reference[PREDICTION])
-        pair = (drift_stats.clean(reference[PREDICTION], kind), drift_stats.clean(outputs, kind))
-        prediction = drift_stats.column_drift(PREDICTION, *pair, kind)
-        distributions[PREDICTION] = drift_stats.distribution(*pair, kind)
+        kind = stats.kind_of(reference[PREDICTION])
+        pair = (stats.clean(reference[PREDICTION], kind), stats.clean(outputs, kind))
+        prediction = stats.column_drift(PREDICTION, *pair, kind)
+        distributions[PREDICTION] = stats.distribution(*pair, kind)
     else:
         notes.append("The reference has no `prediction` column: prediction drift not tested.")
 
-    quality = drift_stats.quality(
+    quality = stats.quality(
         cleaned,
         kinds,
         (len(reference), len(current)),

@@ -23,8 +23,8 @@ from typing import Any
 from ...system import layout
 from ...system.failure import AgentFailure
 from .. import predictions as monitor_inputs
-from .. import tracking as monitor_mlflow
-from . import render as drift_render
+from .. import tracking
+from . import render
 from .analysis import Options, Report, analyse
 
 EXPERIMENT = "mlops-box-monitoring"
@@ -50,17 +50,17 @@ def report(
     if not model_ref:
         name, version = monitor_inputs.live_model()
         model_ref = f"models:/{version}" if version.startswith("m-") else f"{name}/{version}"
-    model = monitor_mlflow.resolve(base, model_ref)
-    run_artifacts, val_rmse = monitor_mlflow.training_run(base, model)
-    sample = monitor_mlflow.reference_sample(base, model, run_artifacts)
+    model = tracking.resolve(base, model_ref)
+    run_artifacts, val_rmse = tracking.training_run(base, model)
+    sample = tracking.reference_sample(base, model, run_artifacts)
     try:
         reference = pd.read_csv(io.BytesIO(sample))
     except (ValueError, UnicodeDecodeError) as exc:
         raise AgentFailure(
-            monitor_mlflow.KIND_NO_REFERENCE,
+            tracking.KIND_NO_REFERENCE,
             f"The reference sample of {model.label} is not a CSV file ({exc}): log it again.",
         ) from None
-    signature = monitor_mlflow.signature_inputs(base, model)
+    signature = tracking.signature_inputs(base, model)
     clock.lap("mlflow_read")
     predictions = monitor_inputs.read_predictions(model.name, model.version, since)
     labels = monitor_inputs.read_labels()
@@ -94,9 +94,9 @@ def report(
     os.environ.setdefault("MPLCONFIGDIR", layout.MPL_CACHE_DIR)
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="mlops-drift-"))
     try:
-        files = drift_render.write(result, out_dir)
+        files = render.write(result, out_dir)
         clock.lap("render")
-        run_id = monitor_mlflow.log_report(
+        run_id = tracking.log_report(
             base,
             experiment,
             model,

@@ -1,7 +1,7 @@
 """A shadow's figures: live and shadow predictions paired by request id (standard library).
 
 The live slots (blue, green) and the shadow slot each log every prediction they make
-(predlog.py); a mirrored request keeps its X-Request-ID, so the same id in a live log and
+(deploy/slot_server/predlog.py); a mirrored request keeps its X-Request-ID, so the same id in a live log and
 in the shadow's log is one request answered twice. From the pairs: how often the two
 agree (classification: the same answer; regression: the absolute difference, its mean
 and p95, and the share within a relative tolerance), each side's latency and errors,

@@ -2,7 +2,7 @@
 
 Runs with the monitor's environment's Python (matplotlib for the picture), as root (it
 reads the prediction logs and the MLflow server's credentials). The figures come from
-shadow_pairs (live and shadow predictions paired by request id); the files are the
+pairs.py (live and shadow predictions paired by request id); the files are the
 reports' usual three (report_files); the run goes to the deployments experiment, tagged
 with the shadow's model version and the live one.
 """
@@ -21,8 +21,7 @@ from typing import Any
 from ...deploy import state
 from ...deploy.kinds.shadow import window
 from ...system import layout
-from .. import report_files
-from .. import tracking as monitor_mlflow
+from .. import report_files, tracking
 from .pairs import DEFAULT_TOLERANCE, Comparison, compare, read_records, read_relay
 
 EXPERIMENT = "mlops-box-deployments"
@@ -60,10 +59,10 @@ def report(
     model = shadow["model"]
     try:
         files = write(summary, comparison, out_dir)
-        run_id = monitor_mlflow.log_report(
+        run_id = tracking.log_report(
             base,
             experiment,
-            monitor_mlflow.ModelVersion(
+            tracking.ModelVersion(
                 model["name"], str(model["version"]), str(model.get("run_id") or ""), ""
             ),
             metrics=_metrics(summary),
