@@ -2,8 +2,8 @@
 
 `start` prepares like a blue-green deploy (the box resolves and copies the model, its
 environment is built) and then the box runs the shadow's steps itself as the unit
-mlops-deploy-<revision> (remote/agent/deploy/kinds/shadow.py): the shadow slot started and warmed up,
-the router's mirror on, a copy checked end to end. It returns once copies flow. The end
+mlops-deploy-<revision> (remote/agent/deploy/kinds/shadow.py): the shadow slot started and
+warmed up, the router's mirror on, a copy checked end to end. It returns once copies flow. The end
 (`--duration`'s timer, or `deploy.abort`) runs on the box too. `deploy.promote` and
 `deploy.abort` are apply.promote and apply.abort, which act on whatever runs (a canary or
 a shadow). `report` is computed on the box in the monitor's environment and copied here.

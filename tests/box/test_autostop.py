@@ -205,8 +205,7 @@ def test_the_keepalive_file_counts_until_its_time(box: MlflowBox) -> None:
 def test_a_probe_that_fails_counts_as_busy(box: MlflowBox) -> None:
     # A path under a regular file cannot be looked at (ENOTDIR): the check must not
     # take "cannot tell" for "idle".
-    args = check_args()
-    args[args.index("--router-log") + 1] = "/etc/hostname/access.log"
+    args = [*check_args(), "--router-log", "/etc/hostname/access.log"]
     at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     decision = run_agent(box.conn, idle_cmds.CHECK, *args, "--dry-run", "--at", at)
     assert decision["stop"] is False

@@ -1,12 +1,12 @@
 """Shadow mode: a model in the shadow slot gets a copy of a sample of the live traffic.
 
 The shadow's steps run in the unit mlops-deploy-<revision> like any transition's
-(serving.TRANSITIONS): start the model in the shadow slot, /ping and its warm-up example
+(kinds.KINDS): start the model in the shadow slot, /ping and its warm-up example
 as any slot (a model that fails them never gets a copy of anything), then turn the
 router's mirror on in one reload and check through the router that a copy reaches the
 shadow. The live slot keeps answering every request; the shadow's answers only go to its
 prediction log. With a duration, a timer on the box ends it (`shadow-end`);
-`deploy.abort` ends it too (serving.abort): the mirror off first (a reload), then the
+`deploy.abort` ends it too (control.abort): the mirror off first (a reload), then the
 slot stopped, so no copy is ever sent to a slot that is stopping.
 """
 

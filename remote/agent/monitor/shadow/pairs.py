@@ -1,11 +1,12 @@
 """A shadow's figures: live and shadow predictions paired by request id (standard library).
 
 The live slots (blue, green) and the shadow slot each log every prediction they make
-(deploy/slot_server/predlog.py); a mirrored request keeps its X-Request-ID, so the same id in a live log and
-in the shadow's log is one request answered twice. From the pairs: how often the two
-agree (classification: the same answer; regression: the absolute difference, its mean
-and p95, and the share within a relative tolerance), each side's latency and errors,
-and the pairs that differ most. The mirror relay's log (router.py) adds what never
+(deploy/slot_server/predlog.py); a mirrored request keeps its X-Request-ID, so the same
+id in a live log and in the shadow's log is one request answered twice. From the pairs:
+how often the two agree (classification: the same answer; regression: the absolute
+difference, its mean and p95, and the share within a relative tolerance), each side's
+latency and errors, and the pairs that differ most. The mirror relay's log
+(deploy/router.py) adds what never
 reached the shadow's own log: copies the shadow did not answer, or that were dropped.
 """
 
