@@ -29,7 +29,8 @@ from pathlib import Path
 
 from harness import accepted_logins, arguments, box_settings, run_fab
 
-from remote.agent.train_records import JOBS_DIR, TRAIN_USER
+from remote.contract import TRAIN_JOBS_DIR as JOBS_DIR
+from remote.contract import TRAIN_USER
 from remote.mlflow.status import read_state
 from remote.settings import BoxSettings
 from remote.ssh import config_entry

@@ -2,9 +2,173 @@
 
 The Pulumi program writes them onto AWS resources and the box; the fab tasks find things
 by them. Kept here once, importing neither side, so the two can never drift apart.
+
+Every path, unit name, port and URL on the box lives in the agent's
+remote/agent/system/layout.py (the agent may import no controller code); this module
+re-exports the ones the controller and infra/ use.
 """
 
 from __future__ import annotations
+
+from remote.agent.system.layout import (  # re-exported: the controller's names for them
+    AGENT_DIR as AGENT_DIR,
+)
+from remote.agent.system.layout import (
+    DEPLOY_DIR as DEPLOY_DIR,
+)
+from remote.agent.system.layout import (
+    DEPLOY_STATE_FILE as DEPLOY_STATE_FILE,
+)
+from remote.agent.system.layout import (
+    DEPLOY_UNIT_PATTERN as DEPLOY_UNIT_PATTERN,
+)
+from remote.agent.system.layout import (
+    DRIFT_SERVICE as DRIFT_SERVICE,
+)
+from remote.agent.system.layout import (
+    DRIFT_TIMER as DRIFT_TIMER,
+)
+from remote.agent.system.layout import (
+    ENV_LOCK as ENV_LOCK,
+)
+from remote.agent.system.layout import (
+    ENV_READY as ENV_READY,
+)
+from remote.agent.system.layout import (
+    FRONT_DOOR_CERT_UNIT as FRONT_DOOR_CERT_UNIT,
+)
+from remote.agent.system.layout import (
+    FRONT_DOOR_DIR as FRONT_DOOR_DIR,
+)
+from remote.agent.system.layout import (
+    FRONT_DOOR_PORT as FRONT_DOOR_PORT,
+)
+from remote.agent.system.layout import (
+    IDLE_DIR as IDLE_DIR,
+)
+from remote.agent.system.layout import (
+    IDLE_SERVICE as IDLE_SERVICE,
+)
+from remote.agent.system.layout import (
+    IDLE_TIMER as IDLE_TIMER,
+)
+from remote.agent.system.layout import (
+    KEEPALIVE_FILE as KEEPALIVE_FILE,
+)
+from remote.agent.system.layout import (
+    LABELS_DIR as LABELS_DIR,
+)
+from remote.agent.system.layout import (
+    LOCKS_DIR as LOCKS_DIR,
+)
+from remote.agent.system.layout import (
+    LOG_DIR as LOG_DIR,
+)
+from remote.agent.system.layout import (
+    MIRROR_LOG as MIRROR_LOG,
+)
+from remote.agent.system.layout import (
+    MIRROR_RELAY_PORT as MIRROR_RELAY_PORT,
+)
+from remote.agent.system.layout import (
+    MLFLOW_CONFIG_DIR as MLFLOW_CONFIG_DIR,
+)
+from remote.agent.system.layout import (
+    MLFLOW_DATA_DIR as MLFLOW_DATA_DIR,
+)
+from remote.agent.system.layout import (
+    MLFLOW_ENV_FILE as MLFLOW_ENV_FILE,
+)
+from remote.agent.system.layout import (
+    MLFLOW_PORT as MLFLOW_PORT,
+)
+from remote.agent.system.layout import (
+    MLFLOW_SQLITE_DB as MLFLOW_SQLITE_DB,
+)
+from remote.agent.system.layout import (
+    MLFLOW_UNIT as MLFLOW_UNIT,
+)
+from remote.agent.system.layout import (
+    MLFLOW_URL as MLFLOW_URL,
+)
+from remote.agent.system.layout import (
+    MODEL_ENVS_DIR as MODEL_ENVS_DIR,
+)
+from remote.agent.system.layout import (
+    MODELS_DIR as MODELS_DIR,
+)
+from remote.agent.system.layout import (
+    MONITOR_DIR as MONITOR_DIR,
+)
+from remote.agent.system.layout import (
+    NGINX_DEFAULT_SITE as NGINX_DEFAULT_SITE,
+)
+from remote.agent.system.layout import (
+    NGINX_SITES_DIR as NGINX_SITES_DIR,
+)
+from remote.agent.system.layout import (
+    NGINX_STAGING_DIR as NGINX_STAGING_DIR,
+)
+from remote.agent.system.layout import (
+    PACKAGE_CACHE as PACKAGE_CACHE,
+)
+from remote.agent.system.layout import (
+    PREDICTION_LOG_DIR as PREDICTION_LOG_DIR,
+)
+from remote.agent.system.layout import (
+    ROUTER_LOG as ROUTER_LOG,
+)
+from remote.agent.system.layout import (
+    ROUTER_PORT as ROUTER_PORT,
+)
+from remote.agent.system.layout import (
+    SERVING_BOOT_UNIT as SERVING_BOOT_UNIT,
+)
+from remote.agent.system.layout import (
+    SLOT_UNIT_TEMPLATE as SLOT_UNIT_TEMPLATE,
+)
+from remote.agent.system.layout import (
+    SLOT_USER as SLOT_USER,
+)
+from remote.agent.system.layout import (
+    SLOTS_DIR as SLOTS_DIR,
+)
+from remote.agent.system.layout import (
+    SSH_PORT as SSH_PORT,
+)
+from remote.agent.system.layout import (
+    STATE_DIR as STATE_DIR,
+)
+from remote.agent.system.layout import (
+    SYSTEM_PYTHON as SYSTEM_PYTHON,
+)
+from remote.agent.system.layout import (
+    SYSTEMD_UNIT_DIR as SYSTEMD_UNIT_DIR,
+)
+from remote.agent.system.layout import (
+    TRAIN_BLOBS_DIR as TRAIN_BLOBS_DIR,
+)
+from remote.agent.system.layout import (
+    TRAIN_ENVS_DIR as TRAIN_ENVS_DIR,
+)
+from remote.agent.system.layout import (
+    TRAIN_JOBS_DIR as TRAIN_JOBS_DIR,
+)
+from remote.agent.system.layout import (
+    TRAIN_UNIT_PATTERN as TRAIN_UNIT_PATTERN,
+)
+from remote.agent.system.layout import (
+    TRAIN_USER as TRAIN_USER,
+)
+from remote.agent.system.layout import (
+    UV_CACHE as UV_CACHE,
+)
+from remote.agent.system.layout import (
+    UV_HOME as UV_HOME,
+)
+from remote.agent.system.layout import (
+    WHEELHOUSE as WHEELHOUSE,
+)
 
 # The Pulumi project, its config namespace and the value of the Project tag.
 PROJECT = "mlops-box"
@@ -23,67 +187,7 @@ TAG_DB_INSTANCE = "mlops-box:db-instance"
 # The database RDS creates for MLflow.
 DB_NAME = "mlflow"
 
-# The port sshd listens on, on every box (the security group opens it, the probes use it).
-SSH_PORT = 22
-
-# On the box.
-AGENT_DIR = "/opt/mlops-box/agent"  # the shipped agent bundles, one per content hash
-STATE_DIR = "/var/lib/mlops-box"  # what the project keeps on the box, across reboots
-MLFLOW_DATA_DIR = "/var/lib/mlflow"
-MLFLOW_SQLITE_DB = f"{MLFLOW_DATA_DIR}/mlflow.db"
-MLFLOW_CONFIG_DIR = "/etc/mlflow"
-MLFLOW_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/mlflow.env"
-MLFLOW_UNIT = "mlflow.service"
-MLFLOW_PORT = 5000
-# The TLS front door (`fab deploy.expose`): the one port clients outside the box use;
-# the security group opens it to httpsAllowedCidrs.
-FRONT_DOOR_PORT = 443
-# Monitoring: the serving slots' prediction log (read), the labels and report caches,
-# and the virtualenvs named by their requirements' hash.
-PREDICTION_LOG_DIR = "/var/log/mlops-box/predictions"
-MONITOR_DIR = "/var/lib/mlops-box/monitor"
-LABELS_DIR = f"{MONITOR_DIR}/labels"
-ENVS_DIR = "/opt/mlops-box/envs"
-# Environments come from locks (remote/system/venv.py): uv in its own tool venv, the locks
-# the box resolved or was sent, and one package cache for every environment on the box
-# (on the local box, the host's, bind-mounted: PACKAGE_CACHE).
-UV_HOME = "/opt/mlops-box/tools/uv"
-LOCKS_DIR = "/opt/mlops-box/locks"
-PACKAGE_CACHE = "/var/cache/mlops-box"
-UV_CACHE = f"{PACKAGE_CACHE}/uv"
-WHEELHOUSE = f"{PACKAGE_CACHE}/wheels"
-
-# What other features run on the box, as the idle auto-stop sees them: a unit matching
-# one of these patterns that is running keeps the box up (training jobs are transient
-# units mlops-train-<id>.service; a deploy transition runs as mlops-deploy*.service), and
-# so does a request in the router's access log within the idle window.
-TRAIN_UNIT_PATTERN = "mlops-train-*"
-DEPLOY_UNIT_PATTERN = "mlops-deploy*"
-ROUTER_ACCESS_LOG = "/var/log/nginx/mlops-router.log"
-
-# The idle auto-stop (`fab box.autostop`): a timer runs the agent's `idle-check` every
-# minute; its setting, idle clock and the record of the last auto-stop live in IDLE_DIR.
-IDLE_SERVICE = "mlops-idle.service"
-IDLE_TIMER = "mlops-idle.timer"
-IDLE_DIR = f"{STATE_DIR}/idle"
-# Touch it (`sudo touch`, or `sudo touch -d '+3 hours'`) to count as busy until its time.
-KEEPALIVE_FILE = f"{STATE_DIR}/keepalive"
-
 
 def box_tags(stack: str, name: str) -> dict[str, str]:
     """The tags that identify one box's instance."""
     return {TAG_PROJECT: PROJECT, TAG_STACK: stack, TAG_NAME: name}
-
-
-# Serving on the box (the agent keeps its own copy in remote/agent/paths.py; a test checks
-# that they agree).
-DEPLOY_STATE_FILE = "/var/lib/mlops-box/deploy/state.json"
-ROUTER_PORT = 8000
-# The router's mirror relay (shadow mode) and its log of what the shadow slot answered.
-MIRROR_RELAY_PORT = 8100
-MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
-SLOT_USER = "mlops-model"
-SLOT_UNIT_TEMPLATE = "mlops-model@.service"
-SERVING_BOOT_UNIT = "mlops-serving-boot.service"
-SLOTS_DIR = "/var/lib/mlops-box/slots"
-MODELS_DIR = "/opt/mlops-box/models"

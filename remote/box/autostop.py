@@ -1,7 +1,7 @@
 """`fab box.autostop` and the auto-stop lines of `fab box.status`: the controller's side.
 
 The decision is taken on the box, every minute, by mlops-idle.timer running the agent's
-`idle-check` (remote/agent/idle.py), with no cloud credentials. Here: validate what the
+`idle-check` (remote/agent/idle/), with no cloud credentials. Here: validate what the
 user asks before touching anything, install the timer and its service, hand the setting
 to the agent, and show what the agent reports. Every on-box name comes from
 remote/contract.py and reaches the agent as arguments (the unit's ExecStart, run_agent's),
@@ -17,6 +17,7 @@ from typing import Any
 
 import paramiko
 
+from remote.agent.idle import commands as idle_cmds
 from remote.box.status import format_uptime
 from remote.changes import Changed
 from remote.contract import (
@@ -24,8 +25,6 @@ from remote.contract import (
     IDLE_DIR,
     IDLE_SERVICE,
     IDLE_TIMER,
-    KEEPALIVE_FILE,
-    ROUTER_ACCESS_LOG,
     SSH_PORT,
     TRAIN_UNIT_PATTERN,
 )
@@ -86,26 +85,22 @@ def parse_request(idle_minutes: str, off: bool, ignore_serving: bool) -> Autosto
 
 
 def check_args() -> list[str]:
-    """The arguments of the agent's `idle-check`: what it looks at, from the contract."""
+    """The arguments of the agent's `idle-check`: which port and units count as busy.
+    Where its files, the router's log and the keep-alive file are, the agent knows from
+    its layout (remote/agent/system/layout.py)."""
     return [
-        "--dir",
-        IDLE_DIR,
         "--ssh-port",
         str(SSH_PORT),
         "--unit",
         TRAIN_UNIT_PATTERN,
         "--unit",
         DEPLOY_UNIT_PATTERN,
-        "--router-log",
-        ROUTER_ACCESS_LOG,
-        "--keepalive",
-        KEEPALIVE_FILE,
     ]
 
 
 def render_units(agent_bundle: str) -> tuple[str, str]:
     """(the service, the timer) that run the check every minute."""
-    words = [SYSTEM_PYTHON, "-m", PACKAGE, "idle-check", *check_args()]
+    words = [SYSTEM_PYTHON, "-m", PACKAGE, idle_cmds.CHECK, *check_args()]
     for word in [agent_bundle, *words]:
         if not _UNIT_WORD.fullmatch(word):
             raise ValueError(f"{word!r} cannot stand unquoted in a unit file")
@@ -139,9 +134,7 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
     extra = ["--ignore-serving"] if request.ignore_serving else []
     answer = run_agent(
         conn,
-        "idle-set",
-        "--dir",
-        IDLE_DIR,
+        idle_cmds.SET,
         "--idle-minutes",
         str(request.idle_minutes),
         *extra,
@@ -156,7 +149,7 @@ def apply(conn: Connection, request: AutostopRequest) -> Changed:
 def _turn_off(conn: Connection) -> Changed:
     """The setting says off (a check that runs anyway does nothing), and the timer stops."""
     changed = Changed()
-    answer = run_agent(conn, "idle-set", "--dir", IDLE_DIR, "--off", error=AutostopError)
+    answer = run_agent(conn, idle_cmds.SET, "--off", error=AutostopError)
     if answer.get("changed"):
         changed.add("the setting (off)")
     timer = systemd.state(conn, IDLE_TIMER)
@@ -168,7 +161,7 @@ def _turn_off(conn: Connection) -> Changed:
 
 def read_status(conn: Connection) -> list[tuple[str, str]]:
     """The auto-stop rows of `fab box.status`, asked of the running box."""
-    view = run_agent(conn, "idle-status", "--dir", IDLE_DIR, error=AutostopError)
+    view = run_agent(conn, idle_cmds.STATUS, error=AutostopError)
     return status_rows(view, systemd.state(conn, IDLE_TIMER))
 
 

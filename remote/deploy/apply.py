@@ -5,7 +5,7 @@ serving is set up, begin a transition on the box (refused if one runs), have the
 resolve and copy the model from its MLflow, build the model's environment. None of that
 touches the traffic, and if the SSH connection drops the transition's lease ends with
 it. Then the box runs the steps itself as the unit mlops-deploy-<revision>
-(remote/agent/bluegreen.py, canary.py, shadow.py), and this side only follows its
+(remote/agent/deploy/kinds/), and this side only follows its
 progress lines: a dropped connection no longer matters. `promote` and `abort` act on
 what the box says runs: they ask a running canary and follow it to its end, or end a
 shadow (promote: a blue-green deploy of its model first).
@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from remote.agent.deploy import commands as deploy_cmds
 from remote.deploy import status
 from remote.deploy.env import ensure_env
 from remote.deploy.plan import DEFAULT_BAKE_S, BlueGreenPlan, CanaryPlan, RollbackPlan
@@ -45,7 +46,7 @@ def begin(conn: Connection, kind: str, model_uri: str, by: str) -> int:
     args = [kind, "--holder", str(session_pid(conn)), "--by", by]
     if model_uri:
         args += ["--model", model_uri]
-    return int(_agent(conn, "deploy-begin", *args)["revision"])
+    return int(_agent(conn, deploy_cmds.BEGIN, *args)["revision"])
 
 
 def mlflow_python(conn: Connection) -> str:
@@ -74,7 +75,7 @@ def prepare_and_launch(
     try:
         model = _agent(
             conn,
-            "model-fetch",
+            deploy_cmds.MODEL_FETCH,
             model_uri,
             "--revision",
             str(revision),
@@ -84,7 +85,7 @@ def prepare_and_launch(
         )["model"]
         say(f"Resolved {model_uri} to {model['name']}/{model['version']} ({model['dir']})")
         env = ensure_env(conn, list(model["requirements"]), say=say)
-        _agent(conn, "deploy-launch", str(revision), "--env", env, *launch)
+        _agent(conn, deploy_cmds.LAUNCH, str(revision), "--env", env, *launch)
     except MlopsBoxError as exc:
         _abandon(conn, revision, str(exc))
         raise
@@ -108,7 +109,7 @@ def blue_green(conn: Connection, plan: BlueGreenPlan, *, by: str, say: Say) -> d
 
 def canary(conn: Connection, plan: CanaryPlan, *, by: str, say: Say) -> dict[str, Any]:
     """Roll `plan.model_uri` out step by step beside the live model, judged at each step
-    (remote/agent/canary.py); the history entry once it is live, else DeployError."""
+    (remote/agent/deploy/kinds/canary.py); the history entry once it is live, else DeployError."""
     what = f"canary deploy of {plan.model_uri}"
     revision = prepare_and_launch(
         conn, "canary", plan.model_uri, plan.launch_args(), what=what, by=by, say=say
@@ -122,7 +123,11 @@ def rollback(conn: Connection, plan: RollbackPlan, *, by: str, say: Say) -> dict
     say(f"Revision {revision}: rollback")
     try:
         _agent(
-            conn, "deploy-launch", str(revision), "--termination-wait", str(plan.termination_wait_s)
+            conn,
+            deploy_cmds.LAUNCH,
+            str(revision),
+            "--termination-wait",
+            str(plan.termination_wait_s),
         )
     except MlopsBoxError as exc:
         _abandon(conn, revision, str(exc))
@@ -136,7 +141,7 @@ def promote(
     """Make what runs live now, as the box's state says (serving.promote): a canary's
     candidate (its loop on the box does it), or a shadow's model by a blue-green deploy
     (`bake_s`) that ends the shadow once it is live. Its history entry."""
-    answer = _agent(conn, "deploy-promote", "--by", by)
+    answer = _agent(conn, deploy_cmds.PROMOTE, "--by", by)
     if "shadow" in answer:
         return _promote_shadow(conn, answer["shadow"], by=by, say=say, bake_s=bake_s)
     return _finished(_followed(conn, answer, say))
@@ -160,7 +165,9 @@ def _promote_shadow(
     entry = blue_green(conn, plan, by=by, say=say)
     reason = f"promoted: live in slot {entry.get('slot')}"
     # Only this shadow: its --duration may have ended it while the deploy ran.
-    ended = _agent(conn, "shadow-end", str(mirror["revision"]), "--by", by, "--reason", reason)
+    ended = _agent(
+        conn, deploy_cmds.SHADOW_END, str(mirror["revision"]), "--by", by, "--reason", reason
+    )
     say(
         ended["message"].capitalize() + "."
         if "message" in ended
@@ -173,7 +180,7 @@ def abort(conn: Connection, *, by: str, say: Say) -> dict[str, Any]:
     """End what runs, as the box's state says (serving.abort): a canary (100% on the live
     slot, the candidate stopped) or a shadow (the mirror off, its slot stopped); its
     history entry."""
-    return _followed(conn, _agent(conn, "deploy-abort", "--by", by), say)
+    return _followed(conn, _agent(conn, deploy_cmds.ABORT, "--by", by), say)
 
 
 def _followed(conn: Connection, answer: dict[str, Any], say: Say) -> dict[str, Any]:
@@ -185,13 +192,13 @@ def _followed(conn: Connection, answer: dict[str, Any], say: Say) -> dict[str, A
 
 def stop(conn: Connection, *, by: str) -> dict[str, Any]:
     """Stop the router and every slot; what was live becomes what `rollback` restarts."""
-    return _agent(conn, "deploy-stop", "--by", by)
+    return _agent(conn, deploy_cmds.STOP, "--by", by)
 
 
 def _abandon(conn: Connection, revision: int, reason: str) -> None:
     # If even this fails, the lease ends with this SSH session and the next deploy closes it.
     with contextlib.suppress(MlopsBoxError):
-        _agent(conn, "deploy-abandon", str(revision), "--reason", reason)
+        _agent(conn, deploy_cmds.ABANDON, str(revision), "--reason", reason)
 
 
 def _finished(entry: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def ensure_env(
     lock = venv.resolve(
         conn, "model", key, requirements, prefer=box_lock(BASE), say=say, error=EnvBuildError
     )
-    path = f"{contract.ENVS_DIR}/model-{lock.key}"
+    path = f"{contract.MODEL_ENVS_DIR}/model-{lock.key}"
     if venv.ensure_env(conn, path, lock, say=say, error=EnvBuildError):
         say(f"Built the model's environment {path}")
     else:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from remote.agent.deploy import commands as deploy_cmds
 from remote.changes import Changed
 from remote.deploy import front_door
 from remote.deploy.client_files import ClientFiles, Pin
@@ -150,7 +151,9 @@ def open_front_door(
             conn, CERT_UNIT, front_door.render_cert_unit(), start=False, error=FrontDoorError
         )
     )
-    answer = run_agent(conn, "front-door-cert", "--dir", FRONT_DOOR_DIR, error=FrontDoorError)
+    answer = run_agent(
+        conn, deploy_cmds.FRONT_DOOR_CERT, "--dir", FRONT_DOOR_DIR, error=FrontDoorError
+    )
     pin = Pin(
         key_pin=str(answer["key_pin"]),
         cert_sha256=str(answer["cert_sha256"]),

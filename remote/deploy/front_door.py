@@ -27,14 +27,14 @@ from remote import contract
 from remote.errors import ConfigError
 from remote.system import agent, templates
 
-FRONT_DOOR_DIR = "/etc/mlops-box/front-door"  # root-only (0700); the agent makes it
+FRONT_DOOR_DIR = contract.FRONT_DOOR_DIR
 CA_FILE = f"{FRONT_DOOR_DIR}/ca.pem"
 CERT_FILE = f"{FRONT_DOOR_DIR}/server.pem"
 KEY_FILE = f"{FRONT_DOOR_DIR}/server.key"
 TOKEN_FILE = f"{FRONT_DOOR_DIR}/token.conf"
 STATE_FILE = f"{FRONT_DOOR_DIR}/state.json"
 SITE = "mlops-front-door"
-CERT_UNIT = "mlops-front-door-cert.service"
+CERT_UNIT = contract.FRONT_DOOR_CERT_UNIT
 PORT = contract.FRONT_DOOR_PORT
 MLFLOW_PATH = "/mlflow"
 # secrets.token_urlsafe's alphabet: safe inside the nginx string it is compared with.

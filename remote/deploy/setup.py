@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from remote import contract
+from remote.agent.deploy import commands as deploy_cmds
 from remote.changes import Changed
 from remote.errors import DeployError
 from remote.system import systemd, templates
@@ -19,10 +20,10 @@ from remote.system.run import Connection, check, run, sh, sudo
 UNIT_TEMPLATE = "mlops-model@.service.j2"
 BOOT_TIMEOUT_S = 120
 ROOT_DIRS = (
-    "/var/lib/mlops-box/deploy",
+    contract.DEPLOY_DIR,
     contract.SLOTS_DIR,
     contract.MODELS_DIR,
-    contract.ENVS_DIR,
+    contract.MODEL_ENVS_DIR,
 )
 
 
@@ -39,7 +40,7 @@ def render_boot_unit() -> str:
     return templates.render(
         f"{contract.SERVING_BOOT_UNIT}.j2",
         state_file=contract.DEPLOY_STATE_FILE,
-        exec_start=unit_command("serving-boot", python=SYSTEM_PYTHON),
+        exec_start=unit_command(deploy_cmds.BOOT, python=SYSTEM_PYTHON),
         timeout_s=BOOT_TIMEOUT_S,
     )
 
@@ -51,7 +52,7 @@ def _layout_script() -> str:
         f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
         f"--home-dir /nonexistent --shell /usr/sbin/nologin {user}; "
         f"install -d -m 755 -o root -g root {' '.join(ROOT_DIRS)}; "
-        f"install -d -m 755 /var/log/mlops-box; "
+        f"install -d -m 755 {contract.LOG_DIR}; "
         f"install -d -m 750 -o {user} -g {user} {logs}"
     )
 

@@ -2,8 +2,8 @@
 
 `start` prepares like a blue-green deploy (the box resolves and copies the model, its
 environment is built) and then the box runs the shadow's steps itself as the unit
-mlops-deploy-<revision> (remote/agent/shadow.py): the shadow slot started and warmed up,
-the router's mirror on, a copy checked end to end. It returns once copies flow. The end
+mlops-deploy-<revision> (remote/agent/deploy/kinds/shadow.py): the shadow slot started and
+warmed up, the router's mirror on, a copy checked end to end. It returns once copies flow. The end
 (`--duration`'s timer, or `deploy.abort`) runs on the box too. `deploy.promote` and
 `deploy.abort` are apply.promote and apply.abort, which act on whatever runs (a canary or
 a shadow). `report` is computed on the box in the monitor's environment and copied here.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remote.agent.monitor import commands as monitor_cmds
 from remote.deploy import apply, status
 from remote.deploy.plan import check_model_uri, check_percent, check_seconds
 from remote.errors import DeployError
@@ -113,7 +114,7 @@ def report(conn: Connection, dest: Path, tolerance: float, *, say: Say) -> Shado
     say("Computing the shadow report on the box...")
     answer, folder = compute_and_fetch(
         conn,
-        "shadow-report",
+        monitor_cmds.SHADOW_REPORT,
         ["--tolerance", str(tolerance)],
         dest,
         name=lambda a: f"shadow-{a['shadow_model']}",

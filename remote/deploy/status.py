@@ -17,6 +17,7 @@ from typing import Any
 from paramiko.ssh_exception import SSHException
 
 from remote import contract
+from remote.agent.deploy import commands as deploy_cmds
 from remote.errors import DeployError, WaitTimeout
 from remote.system.agent import run_agent
 from remote.system.run import Connection, check
@@ -41,7 +42,7 @@ def read_state(conn: Connection) -> dict[str, Any] | None:
 
 def read_status(conn: Connection) -> dict[str, Any]:
     """The state and what systemd and nginx say, from the agent."""
-    return run_agent(conn, "deploy-status", error=DeployError)
+    return run_agent(conn, deploy_cmds.STATUS, error=DeployError)
 
 
 def show(

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from remote.agent.mlflow import commands as mlflow_cmds
 from remote.mlflow.spec import SQLITE_DB
 from remote.mlflow.status import MlflowStatusError, read_state
 from remote.system.agent import run_agent
@@ -47,7 +48,7 @@ def backup(conn: Connection, dest_dir: Path, name: str) -> Backup:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = dest_dir / f"{name}-mlflow-{stamp}.db"
     try:
-        run_agent(conn, "sqlite-backup", SQLITE_DB, tmp, error=MlflowStatusError)
+        run_agent(conn, mlflow_cmds.SQLITE_BACKUP, SQLITE_DB, tmp, error=MlflowStatusError)
         partial = path.with_suffix(".db.partial")
         partial.touch(mode=0o600)
         conn.get(tmp, str(partial))

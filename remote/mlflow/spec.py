@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from remote import contract, locks
-from remote.agent.db import URI_KEY
-from remote.agent.envfile import env_file_line
+from remote.agent.mlflow.store import URI_KEY
+from remote.agent.system.envfile import env_file_line
 from remote.errors import ConfigError
 from remote.providers.base import Database
 from remote.system import agent, templates

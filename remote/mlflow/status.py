@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from remote.agent.mlflow import commands as mlflow_cmds
 from remote.errors import MlopsBoxError
 from remote.mlflow.spec import (
     MLFLOW_USER,
@@ -81,7 +82,7 @@ def status(conn: Connection) -> MlflowStatus:
     version = str(state.get("version") or "") or None
     data = run_agent(
         conn,
-        "mlflow-data",
+        mlflow_cmds.DATA,
         python=installed_python(state),
         # With RDS, the file the server's start step wrote; `-`: a server that never
         # started has none, and the agent then says to re-run the install.

@@ -10,8 +10,9 @@ and `db-upgrade`. The URI is never in argv, a log or a message.
 
 from __future__ import annotations
 
-from remote.agent import db as on_box_db
-from remote.agent import rds_secret as on_box_secret
+from remote.agent.mlflow import commands as mlflow_cmds
+from remote.agent.mlflow import rds_secret as on_box_secret
+from remote.agent.mlflow import store as on_box_db
 from remote.errors import (
     DatabaseAuthError,
     DatabaseError,
@@ -48,7 +49,12 @@ def check_store_in(conn: Connection, env_file: str, python: str) -> str:
     psycopg2). Unreachable, refused password and missing database each get their class.
     """
     answer = run_agent(
-        conn, "db-check", python=python, env_file=env_file, errors=_FAILURES, error=DatabaseError
+        conn,
+        mlflow_cmds.DB_CHECK,
+        python=python,
+        env_file=env_file,
+        errors=_FAILURES,
+        error=DatabaseError,
     )
     return str(answer["message"])
 
@@ -61,7 +67,7 @@ def write_rds_env(
     `env_file`. DatabaseSecretError, in one sentence, when the box cannot read it."""
     answer = run_agent(
         conn,
-        "rds-env",
+        mlflow_cmds.RDS_ENV,
         config,
         env_file,
         python=python,
@@ -93,6 +99,11 @@ def upgrade_schema(conn: Connection, python: str, env_file: str) -> str:
     connection first, so failures are the same classified DatabaseErrors.
     """
     answer = run_agent(
-        conn, "db-upgrade", python=python, env_file=env_file, errors=_FAILURES, error=DatabaseError
+        conn,
+        mlflow_cmds.DB_UPGRADE,
+        python=python,
+        env_file=env_file,
+        errors=_FAILURES,
+        error=DatabaseError,
     )
     return str(answer["message"])

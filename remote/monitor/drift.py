@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remote.agent.monitor import commands as monitor_cmds
 from remote.errors import EmptyWindow, MonitorError, NoReferenceSample, UnknownModel
 from remote.monitor.box_report import compute_and_fetch
 from remote.monitor.options import DriftRequest
@@ -85,7 +86,7 @@ def report(
     say("Computing the drift report on the box...")
     answer, folder = compute_and_fetch(
         conn,
-        "drift-report",
+        monitor_cmds.DRIFT_REPORT,
         request.agent_args(),
         dest,
         name=lambda a: f"{a['model']}-v{a['version']}",

@@ -19,7 +19,7 @@ from remote.system.run import Connection
 from remote.system.venv import ensure_env
 
 LOCK = box_lock(MONITOR)
-ENV_PATH = f"{contract.ENVS_DIR}/monitor-{LOCK.key}"
+ENV_PATH = f"{contract.MODEL_ENVS_DIR}/monitor-{LOCK.key}"
 PYTHON = f"{ENV_PATH}/bin/python"
 
 

@@ -18,7 +18,9 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from remote.agent.drift import EXPERIMENT
+from remote import contract
+from remote.agent.monitor import commands as monitor_cmds
+from remote.agent.monitor.drift.report import EXPERIMENT
 from remote.changes import Changed
 from remote.contract import MLFLOW_UNIT, MONITOR_DIR
 from remote.errors import MonitorError
@@ -28,8 +30,8 @@ from remote.system import systemd, templates
 from remote.system.agent import PACKAGE, bundle, ensure_agent
 from remote.system.run import Connection, check, run, sudo
 
-SERVICE = "mlops-drift.service"
-TIMER = "mlops-drift.timer"
+SERVICE = contract.DRIFT_SERVICE
+TIMER = contract.DRIFT_TIMER
 FIRST_RUN_MAX_S = 15 * 60
 RUN_TIMEOUT_S = 1800
 
@@ -72,7 +74,14 @@ def systemd_word(arg: str) -> str:
 
 
 def render_service(schedule: Schedule, agent: str) -> str:
-    argv = [PYTHON, "-m", PACKAGE, "drift-report", *schedule.request.agent_args(), "--empty-ok"]
+    argv = [
+        PYTHON,
+        "-m",
+        PACKAGE,
+        monitor_cmds.DRIFT_REPORT,
+        *schedule.request.agent_args(),
+        "--empty-ok",
+    ]
     return templates.render(
         "mlops-drift.service.j2",
         description=schedule.description.replace("%", "%%"),

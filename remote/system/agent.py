@@ -1,7 +1,7 @@
 """Ship the on-box agent (remote/agent/) and run its commands.
 
-The agent travels as one zip of its modules (and the templates it renders on the box,
-*.tmpl), named by the zip's content hash:
+The agent travels as one zip of its packages' modules (and the templates it renders on
+the box, *.tmpl), named by the zip's content hash:
 /opt/mlops-box/agent/<hash>.zip. It is uploaded only when that name is absent, so a
 new version of the code is a new file and an unchanged one costs one probe. It runs as
 `python -m mlops_agent <command>` with the zip on PYTHONPATH, under `systemd-run`, so
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from remote.changes import Changed
-from remote.contract import AGENT_DIR
+from remote.contract import AGENT_DIR, SYSTEM_PYTHON
 from remote.errors import MlopsBoxError
 from remote.system import files
 from remote.system.files import RemoteFile
@@ -30,7 +30,6 @@ from remote.system.run import Connection, check, sudo, tail
 
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "agent"
 PACKAGE = "mlops_agent"  # the agent's package name on the box
-SYSTEM_PYTHON = "/usr/bin/python3"
 DEFAULT_TIMEOUT_S = 600  # a schema upgrade of a big database can take minutes
 # zip entries carry a time stamp; a fixed one keeps the bundle's hash a function of the code.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -40,13 +39,21 @@ class AgentError(MlopsBoxError):
     """An agent command failed in a way its caller has no narrower error for."""
 
 
+def sources() -> list[Path]:
+    """What the bundle holds: every module of the agent's packages and the data files
+    (*.tmpl) they read, in a fixed order."""
+    found = [*SOURCE_DIR.rglob("*.py"), *SOURCE_DIR.rglob("*.tmpl")]
+    return sorted(p for p in found if "__pycache__" not in p.parts)
+
+
 @cache
 def bundle() -> tuple[str, bytes]:
     """The agent as (path on the box, zip bytes); the name is the zip's sha256."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sorted([*SOURCE_DIR.glob("*.py"), *SOURCE_DIR.glob("*.tmpl")]):
-            entry = zipfile.ZipInfo(f"{PACKAGE}/{source.name}", _EPOCH)
+        for source in sources():
+            name = source.relative_to(SOURCE_DIR).as_posix()
+            entry = zipfile.ZipInfo(f"{PACKAGE}/{name}", _EPOCH)
             entry.external_attr = 0o644 << 16
             archive.writestr(entry, source.read_bytes(), zipfile.ZIP_DEFLATED)
     data = buffer.getvalue()

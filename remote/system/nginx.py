@@ -20,6 +20,8 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 
+from remote import contract
+from remote.agent.system import commands as system_cmds
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
 from remote.system import files
@@ -30,10 +32,10 @@ from remote.system.run import Connection, check, key_values, run, sh, sudo, tail
 
 UNIT = "nginx.service"
 PACKAGES = ("nginx",)
-SITES_DIR = "/etc/nginx/conf.d"
-DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+SITES_DIR = contract.NGINX_SITES_DIR
+DEFAULT_SITE = contract.NGINX_DEFAULT_SITE
 # Where the new files wait (root-only) for the agent to put them in place.
-STAGING_DIR = "/etc/nginx/mlops-box-staged"
+STAGING_DIR = contract.NGINX_STAGING_DIR
 SITE_MODE = 0o644
 _SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -110,7 +112,7 @@ def ensure_site(
     try:
         for item, source in zip(wanted, staged, strict=True):
             files.write(conn, RemoteFile(source, item.content, 0o600))
-        answer = run_agent(conn, "nginx-site", *args, error=error)
+        answer = run_agent(conn, system_cmds.NGINX_SITE, *args, error=error)
     finally:
         check(conn, sudo("rm -f " + " ".join(shlex.quote(p) for p in staged)))
     return Changed([str(path) for path in answer["changed"]])
@@ -128,13 +130,15 @@ def remove_site(
     if all(state is None for state in files.probe(conn, paths).values()):
         return Changed()
     args = [name, *(arg for path in companions for arg in ("--drop", path))]
-    return Changed([str(p) for p in run_agent(conn, "nginx-site", *args, error=error)["changed"]])
+    return Changed(
+        [str(p) for p in run_agent(conn, system_cmds.NGINX_SITE, *args, error=error)["changed"]]
+    )
 
 
 def reload(conn: Connection, *, error: type[MlopsBoxError] = NginxError) -> None:
     """Load the configuration on disk again (a file it reads changed, e.g. a certificate):
     checked, under the nginx lock, and confirmed; `error` with nginx's reason if refused."""
-    run_agent(conn, "nginx-reload", error=error)
+    run_agent(conn, system_cmds.NGINX_RELOAD, error=error)
 
 
 def _running(conn: Connection) -> bool:

@@ -12,13 +12,14 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from remote import contract
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
 from remote.system import files
 from remote.system.files import RemoteFile
 from remote.system.run import Connection, check, sudo, tail
 
-UNIT_DIR = "/etc/systemd/system"
+UNIT_DIR = contract.SYSTEMD_UNIT_DIR
 JOURNAL_LINES = 6
 
 

@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from invoke.exceptions import CommandTimedOut
 
 from remote import contract
-from remote.agent.train_records import ENV_LOCK, ENV_READY
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
 from remote.locks import Lock, uv_requirement
@@ -42,8 +41,8 @@ LOCKS_DIR = contract.LOCKS_DIR
 # package index answers without cache headers). Shared like UV_CACHE on the local box.
 WHEELHOUSE = contract.WHEELHOUSE
 # Written into a finished environment: the key of the lock it holds; and that lock.
-READY_MARKER = ENV_READY
-LOCK_IN_ENV = ENV_LOCK
+READY_MARKER = contract.ENV_READY
+LOCK_IN_ENV = contract.ENV_LOCK
 INSTALL_TIMEOUT_S = 1800
 BOX_PYTHON = "/usr/bin/python3"
 # How uv runs on the box: the shared cache, the box's CA store (as pip), never a

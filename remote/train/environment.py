@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from remote.agent.train_records import ENVS_DIR
+from remote.contract import TRAIN_ENVS_DIR as ENVS_DIR
 from remote.errors import MlopsBoxError
 from remote.locks import BASE, Lock, box_lock
 from remote.system import venv

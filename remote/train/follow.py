@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from typing import TextIO
 
-from remote.agent.train_jobs import ALIVE_STATES
+from remote.agent.train.jobs import ALIVE_STATES
 from remote.system.run import Connection, StreamEnd, check, stream, sudo
 from remote.train.jobs import show
 from remote.train.records import JobRecord

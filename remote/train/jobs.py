@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remote.agent.envfile import env_file_line
-from remote.agent.train_records import JOB_ID, KIND_UNKNOWN_JOB
-from remote.agent.train_start import KIND_NO_MEMORY_LIMITS
+from remote.agent.system.envfile import env_file_line
+from remote.agent.train import commands as train_cmds
+from remote.agent.train.records import JOB_ID, KIND_UNKNOWN_JOB
+from remote.agent.train.start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError
 from remote.mlflow.status import read_state
@@ -90,7 +91,7 @@ class PreparedJob:
     tags: dict[str, str]
 
     def spec(self, env: LockedEnvironment) -> dict[str, Any]:
-        """The job's description for the agent (see agent/train_jobs.py)."""
+        """The job's description for the agent (see agent/train/jobs.py)."""
         return {
             "id": self.job_id,
             "entry": self.argv,
@@ -193,7 +194,7 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
     try:
         # Optimistic: with the environment built and every blob on the box (a rerun), this
         # one call starts the job; otherwise it says what is lacking and changes nothing.
-        answer = _agent(conn, "train-start", staging)
+        answer = _agent(conn, train_cmds.START, staging)
         built, uploaded = False, Uploaded(0, 0)
         if not answer["started"]:
             if answer["env_ready"]:
@@ -202,7 +203,7 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
                 build(conn, env, say=say)
                 built = True
             uploaded = upload_blobs(conn, staging, job.snapshot, list(answer["missing"]))
-            answer = _agent(conn, "train-start", staging)
+            answer = _agent(conn, train_cmds.START, staging)
             if not answer["started"]:
                 raise TrainError("The box still lacks part of the job after the upload: run again.")
         else:
@@ -215,16 +216,16 @@ def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> 
 
 
 def show(conn: Connection, job_id: str) -> JobRecord:
-    return JobRecord.of(_agent(conn, "train-show", _checked(job_id))["record"])
+    return JobRecord.of(_agent(conn, train_cmds.SHOW, _checked(job_id))["record"])
 
 
 def list_jobs(conn: Connection) -> list[JobRecord]:
-    return [JobRecord.of(found) for found in _agent(conn, "train-list")["jobs"]]
+    return [JobRecord.of(found) for found in _agent(conn, train_cmds.LIST)["jobs"]]
 
 
 def cancel(conn: Connection, job_id: str) -> tuple[JobRecord, bool]:
     """Stop the job; (its record, whether it was still running)."""
-    answer = _agent(conn, "train-cancel", _checked(job_id))
+    answer = _agent(conn, train_cmds.CANCEL, _checked(job_id))
     return JobRecord.of(answer["record"]), bool(answer["cancelled"])
 
 

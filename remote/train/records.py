@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from remote.agent.train_records import FINAL_STATES
+from remote.agent.train.records import FINAL_STATES
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ notes the version, so `train.list` shows it.
 
 from __future__ import annotations
 
-from remote.agent.train_records import JOBS_DIR, TRAIN_USER
-from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL
+from remote.agent.train import commands as train_cmds
+from remote.agent.train.register import KIND_MANY_MODELS, KIND_NO_MODEL
+from remote.contract import TRAIN_JOBS_DIR, TRAIN_USER
 from remote.system.agent import run_agent
 from remote.system.run import Connection
 from remote.train.environment import python_of
@@ -31,7 +32,7 @@ def register(conn: Connection, record: JobRecord, name: str, logged_model: str =
     chosen = ["--logged-model", logged_model] if logged_model else []
     answer = run_agent(
         conn,
-        "train-register",
+        train_cmds.REGISTER,
         record.run_id,
         name,
         "--alias",
@@ -39,11 +40,13 @@ def register(conn: Connection, record: JobRecord, name: str, logged_model: str =
         *chosen,
         python=python_of(record.env_key),
         user=TRAIN_USER,
-        env_file=f"{JOBS_DIR}/{record.id}/env",
+        env_file=f"{TRAIN_JOBS_DIR}/{record.id}/env",
         timeout_s=REGISTER_TIMEOUT_S,
         errors={KIND_NO_MODEL: NoModelToRegister, KIND_MANY_MODELS: NoModelToRegister},
         error=TrainError,
     )
     version = str(answer["version"])
-    run_agent(conn, "train-note", record.id, "--registered", f"{name}/{version}", error=TrainError)
+    run_agent(
+        conn, train_cmds.NOTE, record.id, "--registered", f"{name}/{version}", error=TrainError
+    )
     return f"models:/{name}/{version}"

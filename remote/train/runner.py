@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from remote.agent.train_records import TRAIN_USER
+from remote.contract import TRAIN_USER
 from remote.system.run import Connection, StreamEnd
 from remote.train.follow import follow, last_lines, print_log, reattach_hint
 from remote.train.jobs import PreparedJob, show, start

@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from remote.agent.train_start import BLOBS_TAR, SPEC
+from remote.agent.train.start import BLOBS_TAR, SPEC
 from remote.system.run import Connection, check
 from remote.train.project import ProjectError, ProjectFile, Snapshot
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
+from remote.agent.idle import commands as idle_cmds
 from remote.box.autostop import check_args
-from remote.contract import IDLE_DIR, IDLE_TIMER, KEEPALIVE_FILE, ROUTER_ACCESS_LOG
+from remote.contract import IDLE_DIR, IDLE_TIMER, KEEPALIVE_FILE, ROUTER_LOG
 from remote.providers.base import State
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
@@ -73,7 +74,7 @@ def fab_ok(box: MlflowBox, *args: str) -> str:
 def dry_check(box: MlflowBox, after: timedelta = timedelta(0)) -> dict[str, Any]:
     """What the timer's check would decide `after` from now (it changes nothing)."""
     at = (datetime.now(UTC) + after).isoformat()
-    return run_agent(box.conn, "idle-check", *check_args(), "--dry-run", "--at", at)
+    return run_agent(box.conn, idle_cmds.CHECK, *check_args(), "--dry-run", "--at", at)
 
 
 def snapshot(box: MlflowBox) -> str:
@@ -171,8 +172,8 @@ def test_requests_to_the_router_count_within_the_window_unless_ignored(
     box: MlflowBox,
 ) -> None:
     # The router's access log, appended to as nginx does for each request.
-    box.sh(f"sudo mkdir -p {ROUTER_ACCESS_LOG.rsplit('/', 1)[0]}")
-    append = f"echo 'GET /predict 200' | sudo tee -a {ROUTER_ACCESS_LOG} >/dev/null"
+    box.sh(f"sudo mkdir -p {ROUTER_LOG.rsplit('/', 1)[0]}")
+    append = f"echo 'GET /predict 200' | sudo tee -a {ROUTER_LOG} >/dev/null"
     try:
         for _ in range(3):  # a steady trickle
             box.sh(append)
@@ -185,7 +186,7 @@ def test_requests_to_the_router_count_within_the_window_unless_ignored(
         assert not any("router" in b for b in dry_check(box)["busy"])
         assert "(requests to the router do not count)" in fab_ok(box, "box.status")
     finally:
-        box.sh(f"sudo rm -f {ROUTER_ACCESS_LOG}")
+        box.sh(f"sudo rm -f {ROUTER_LOG}")
         fab_ok(box, "box.autostop", "--idle-minutes", "5")
 
 
@@ -204,10 +205,9 @@ def test_the_keepalive_file_counts_until_its_time(box: MlflowBox) -> None:
 def test_a_probe_that_fails_counts_as_busy(box: MlflowBox) -> None:
     # A path under a regular file cannot be looked at (ENOTDIR): the check must not
     # take "cannot tell" for "idle".
-    args = check_args()
-    args[args.index("--router-log") + 1] = "/etc/hostname/access.log"
+    args = [*check_args(), "--router-log", "/etc/hostname/access.log"]
     at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    decision = run_agent(box.conn, "idle-check", *args, "--dry-run", "--at", at)
+    decision = run_agent(box.conn, idle_cmds.CHECK, *args, "--dry-run", "--at", at)
     assert decision["stop"] is False
     assert (
         "requests to the router: probe failed (cannot stat /etc/hostname/access.log: "
@@ -261,7 +261,7 @@ def test_an_idle_box_powers_itself_off_and_says_so_after_the_next_start(
         re.M,
     ), status
     assert "auto-stop: after 1 idle minute (requests to the router count as use)" in status
-    view = run_agent(box.conn, "idle-status", "--dir", IDLE_DIR)
+    view = run_agent(box.conn, idle_cmds.STATUS, "--dir", IDLE_DIR)
     # The clock restarted at this boot.
     assert datetime.fromisoformat(view["booted_at"]) >= started - timedelta(seconds=5)
     since = view["idle_since"]
@@ -280,7 +280,7 @@ def test_a_stop_and_start_keep_the_setting_and_restart_the_clock(box: MlflowBox)
     status = fab_ok(box, "box.status")
     assert "auto-stop: after 30 idle minutes" in status
     assert re.search(r"^last stop: not an auto-stop \(`fab box.stop`", status, re.M), status
-    view = run_agent(box.conn, "idle-status", "--dir", IDLE_DIR)
+    view = run_agent(box.conn, idle_cmds.STATUS, "--dir", IDLE_DIR)
     since = view["idle_since"]
     assert since is None or datetime.fromisoformat(since) >= started - timedelta(seconds=5)
 
@@ -293,7 +293,7 @@ def test_off_stays_off(box: MlflowBox) -> None:
     states = box.sh(f"systemctl is-enabled {IDLE_TIMER}; systemctl is-active {IDLE_TIMER}; true")
     assert states.split() == ["disabled", "inactive"]
     # Even a real check (not a dry run) looks at nothing and does nothing.
-    assert run_agent(box.conn, "idle-check", *check_args()) == {
+    assert run_agent(box.conn, idle_cmds.CHECK, *check_args()) == {
         "ok": True,
         "enabled": False,
         "stop": False,

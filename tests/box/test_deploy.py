@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from remote.agent.idle import commands as idle_cmds
 from remote.box.autostop import check_args
 from remote.locks import default_mlflow_version
 from remote.providers.local.provider import LocalProvider
@@ -156,7 +157,7 @@ def test_requests_through_the_router_keep_the_box_from_idling(serving: ServingBo
     try:
         assert serving.router(body=trips())[0] == 200
         at = datetime.datetime.now(datetime.UTC).isoformat()
-        check = run_agent(serving.box.conn, "idle-check", *check_args(), "--dry-run", "--at", at)
+        check = run_agent(serving.box.conn, idle_cmds.CHECK, *check_args(), "--dry-run", "--at", at)
         assert any(b.startswith("requests to the router") for b in check["busy"]), check
     finally:
         off = serving.fab("box.autostop", "--off")
@@ -359,7 +360,7 @@ def test_the_canary_and_mirror_routing_of_the_template_is_valid_nginx(serving: S
     render to a config the box's real nginx accepts."""
     import io
 
-    from remote.agent import router, state
+    from remote.agent.deploy import router, state
 
     one = {"name": "taxi-duration", "version": "1"}
     two = {"name": "taxi-duration", "version": "2"}

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from remote.agent.train_records import ENVS_DIR as TRAIN_ENVS_DIR
-from remote.contract import ENVS_DIR
+from remote.contract import MODEL_ENVS_DIR as ENVS_DIR
+from remote.contract import TRAIN_ENVS_DIR
 from remote.deploy.env import EnvBuildError, ensure_env
 from remote.locks import BASE, MONITOR, Lock, box_lock, default_mlflow_version
 from remote.mlflow.spec import VENV_ROOT

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from fabric import Connection
 
-from remote.agent.envfile import env_file_line
+from remote.agent.system.envfile import env_file_line
 from remote.errors import DatabaseAuthError, DatabaseNotFound, DatabaseUnreachable
 from remote.mlflow.store import check_store_in as check_postgres
 from remote.settings import BoxSettings

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fabric import Connection
 
+from remote.agent.mlflow import commands as mlflow_cmds
 from remote.errors import MlopsBoxError
 from remote.system import agent, systemd
 
@@ -87,4 +88,4 @@ def test_the_agent_is_shipped_once_per_version_and_answers_in_json(conn: Connect
     assert conn.run(f"stat -c '%U %a' {path}", hide=True).stdout.split() == ["root", "644"]
 
     with pytest.raises(agent.AgentError, match="There is no SQLite database at /nonexistent"):
-        agent.run_agent(conn, "sqlite-backup", "/nonexistent.db", "/tmp/x.db")
+        agent.run_agent(conn, mlflow_cmds.SQLITE_BACKUP, "/nonexistent.db", "/tmp/x.db")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from remote.agent.train_records import BLOBS_DIR, ENVS_DIR, JOBS_DIR
+from remote.contract import TRAIN_BLOBS_DIR, TRAIN_ENVS_DIR, TRAIN_JOBS_DIR
 from remote.locks import BASE, box_lock
 from remote.mlflow.server import wait_healthy
 from remote.mlflow.spec import STATE_FILE
@@ -127,9 +127,9 @@ def run_status(box: MlflowBox, run_id: str | None) -> str:
 def nothing_left(box: MlflowBox) -> dict[str, str]:
     """What a refused train.run must not change: jobs, environments, staging, blobs."""
     return {
-        "jobs": box.sh(f"sudo ls {JOBS_DIR} 2>/dev/null || true"),
-        "envs": box.sh(f"sudo ls -A {ENVS_DIR} 2>/dev/null || true"),
-        "blobs": box.sh(f"sudo ls {BLOBS_DIR} 2>/dev/null || true"),
+        "jobs": box.sh(f"sudo ls {TRAIN_JOBS_DIR} 2>/dev/null || true"),
+        "envs": box.sh(f"sudo ls -A {TRAIN_ENVS_DIR} 2>/dev/null || true"),
+        "blobs": box.sh(f"sudo ls {TRAIN_BLOBS_DIR} 2>/dev/null || true"),
         "staging": box.sh("ls -d /tmp/mlops-box-train-* 2>/dev/null || true"),
     }
 
@@ -254,7 +254,7 @@ def test_the_example_trains_and_registers_a_new_version_each_time(
         assert client.get_model_version_by_alias(model_name, "challenger").version == "2"
 
     # The job ran from an immutable snapshot, as the unprivileged job user.
-    snapshot = f"{JOBS_DIR}/{job1}/project"
+    snapshot = f"{TRAIN_JOBS_DIR}/{job1}/project"
     assert mlflow_box.sh(f"sudo stat -c '%U %a' {snapshot}/train.py").strip() == "root 640"
     writable = mlflow_box.conn.run(
         f"sudo -u mlops-train test -w {snapshot}/train.py", warn=True, hide=True
@@ -272,7 +272,7 @@ def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_installs_nothing(
     first = start(mlflow_box.conn, prepare(JobRequest(project, "python noop.py")), say=said.append)
     wait_ended(mlflow_box, first.record.id)
     installs_before = installs(mlflow_box)
-    blobs_before = mlflow_box.sh(f"sudo ls {BLOBS_DIR}")
+    blobs_before = mlflow_box.sh(f"sudo ls {TRAIN_BLOBS_DIR}")
     env_before = mlflow_box.sh(f"sudo stat -c '%i %Y' {first.environment.path}")
 
     again = start(mlflow_box.conn, prepare(JobRequest(project, "python noop.py")), say=said.append)
@@ -281,7 +281,7 @@ def test_a_rerun_of_an_unchanged_project_uploads_nothing_and_installs_nothing(
     assert not again.env_built
     assert again.environment == first.environment
     assert installs(mlflow_box) == installs_before
-    assert mlflow_box.sh(f"sudo ls {BLOBS_DIR}") == blobs_before
+    assert mlflow_box.sh(f"sudo ls {TRAIN_BLOBS_DIR}") == blobs_before
     assert mlflow_box.sh(f"sudo stat -c '%i %Y' {first.environment.path}") == env_before
     assert wait_ended(mlflow_box, again.record.id).state == "succeeded"
 
@@ -388,7 +388,7 @@ def test_a_dropped_connection_stops_following_but_not_the_job(
         timeout_s=JOB_TIMEOUT_S,
     )
     # Nobody watched it end: the unit's own ExecStopPost recorded it and ended its run.
-    record = json.loads(mlflow_box.sh(f"sudo cat {JOBS_DIR}/{job_id}/job.json"))
+    record = json.loads(mlflow_box.sh(f"sudo cat {TRAIN_JOBS_DIR}/{job_id}/job.json"))
     assert (record["state"], record["exit_code"]) == ("succeeded", 0)
     assert run_status(mlflow_box, record["run_id"]) == "FINISHED"
     logs = mlflow_box.fab("train.logs", job_id)
@@ -458,7 +458,7 @@ def test_two_jobs_at_once_and_env_values_reach_only_the_job(
     assert first.state == second.state == "succeeded"
     assert run_status(mlflow_box, first.run_id) == run_status(mlflow_box, second.run_id)
     # The value travelled in no argv and no log; it is only in the job's root-only env file.
-    env_file = f"{JOBS_DIR}/{second.id}/env"
+    env_file = f"{TRAIN_JOBS_DIR}/{second.id}/env"
     assert mlflow_box.sh(f"sudo stat -c '%a %U' {env_file}").strip() == "600 root"
     assert token not in mlflow_box.sh("sudo journalctl -q --no-pager -o cat --since -10min")
     assert token not in out_two + err_two

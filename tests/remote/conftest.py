@@ -101,6 +101,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def aws(aws_env: dict[str, str]) -> Iterator[None]:
+    """moto's AWS, for every service, around the test."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
 def ec2(aws_env: dict[str, str]) -> Iterator[Any]:
     """An EC2 client on moto's in-process fake AWS."""
     with mock_aws():

@@ -92,3 +92,13 @@ def seed_rds_box(
         endpoint=endpoint["Endpoint"]["Address"],
         port=int(endpoint["Endpoint"]["Port"]),
     )
+
+
+def iam_user(policy: str) -> dict[str, str]:
+    """A moto IAM user with `policy` as its only permission: its access key."""
+    iam: Any = boto3.client("iam", region_name=REGION)
+    name = f"user-{len(iam.list_users()['Users'])}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=policy)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}

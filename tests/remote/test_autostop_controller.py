@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from remote import contract
-from remote.agent.__main__ import _parser
+from remote.agent.cli import parser as _parser
 from remote.box import autostop as idle
 from remote.errors import ConfigError
 from remote.providers.base import BoxState, State
@@ -61,7 +61,7 @@ def test_the_units_run_the_agents_check_with_the_contracts_names() -> None:
     assert args.dir == contract.IDLE_DIR
     assert args.ssh_port == contract.SSH_PORT
     assert args.unit == [contract.TRAIN_UNIT_PATTERN, contract.DEPLOY_UNIT_PATTERN]
-    assert args.router_log == contract.ROUTER_ACCESS_LOG
+    assert args.router_log == contract.ROUTER_LOG
     assert args.keepalive == contract.KEEPALIVE_FILE
     assert not args.dry_run and args.at is None
     assert "Environment=PYTHONPATH=/opt/mlops-box/agent/abc.zip\n" in service

@@ -1,16 +1,13 @@
-"""The canary's pure parts: its steps and durations checked up front, the gate's
-judgement of a candidate's own requests, and the status line. No box, no mocks."""
+"""The canary's controller parts: its steps and durations checked up front, and the
+status line. No box, no mocks. The gates that judge it: tests/remote/agent/deploy/."""
 
 from __future__ import annotations
 
 import datetime
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from remote.agent import gates
 from remote.deploy import status
 from remote.deploy.plan import CanaryPlan, parse_steps
 from remote.errors import ConfigError
@@ -78,90 +75,6 @@ def test_the_launch_carries_every_setting_to_the_box() -> None:
         "--steps", "10,100", "--bake", "5.0", "--max-error-rate", "0.02", "--max-p99-ms",
         "250.0", "--min-requests", "7", "--max-duration", "30.0", "--termination-wait", "60.0",
     ]  # fmt: skip
-
-
-# -- the gate -----------------------------------------------------------------------------
-
-
-def line(route: str, status_code: int = 200, seconds: float = 0.01, **extra: Any) -> str:
-    entry = {
-        "route": route,
-        "slot": extra.pop("slot", route),
-        "uri": extra.pop("uri", "/invocations"),
-        "status": status_code,
-        "upstream_status": extra.pop("upstream_status", str(status_code)),
-        "request_time": seconds,
-    }
-    return json.dumps(entry) + "\n"
-
-
-def window_of(tmp_path: Path, *lines: str, slot: str = "green") -> gates.Window:
-    log = tmp_path / "router.log"
-    log.write_text("".join(lines))
-    return gates.read_new(gates.Window(slot, 0), str(log))
-
-
-GATE = gates.Gate(max_error_rate=0.05, min_requests=10, max_p99_ms=100)
-
-
-def test_only_the_candidates_own_requests_are_judged(tmp_path: Path) -> None:
-    window = window_of(
-        tmp_path,
-        *[line("green")] * 10,
-        *[line("blue", 500)] * 30,  # the stable slot's errors are not the candidate's
-        line("green", uri="/ping"),
-    )
-    assert (window.requests, window.errors, window.total) == (10, 0, 40)
-    assert window.share == 0.25
-    assert gates.judge(window, GATE, final=True) == (
-        gates.PASS,
-        "10 requests, 0 errors (0.0%), p99 10 ms",
-    )
-
-
-def test_a_400_counts_as_an_error_and_fails_the_step_at_once(tmp_path: Path) -> None:
-    window = window_of(tmp_path, *[line("green")] * 9, line("green", 400))
-    verdict, why = gates.judge(window, GATE, final=False)
-    assert verdict == gates.FAIL and "1 errors (10.0%): error rate above 5.0%" in why
-
-
-def test_too_few_requests_is_inconclusive_never_a_pass(tmp_path: Path) -> None:
-    window = window_of(tmp_path, *[line("green")] * 9)
-    assert gates.judge(window, GATE, final=True)[0] == gates.INCONCLUSIVE
-    assert "fewer than the 10 needed" in gates.judge(window, GATE, final=True)[1]
-    assert gates.judge(window_of(tmp_path), GATE, final=True)[0] == gates.INCONCLUSIVE
-
-
-def test_a_slow_candidate_fails_on_its_p99_at_the_end_of_the_bake(tmp_path: Path) -> None:
-    window = window_of(tmp_path, *[line("green")] * 98, *[line("green", seconds=0.4)] * 2)
-    assert window.p99_ms == 400
-    assert gates.judge(window, GATE, final=False)[0] == gates.INCONCLUSIVE
-    verdict, why = gates.judge(window, GATE, final=True)
-    assert verdict == gates.FAIL and "p99 400 ms: above 100 ms" in why
-    ungated = gates.Gate(GATE.max_error_rate, GATE.min_requests, 0)
-    assert gates.judge(window, ungated, final=True)[0] == gates.PASS
-
-
-@pytest.mark.parametrize(
-    "failure",
-    [
-        line("green", 200, slot="blue", upstream_status="502, 200"),  # retried on the stable
-        line("green", 502, upstream_status="502"),  # nginx answered: the slot did not
-        line("green", 504, upstream_status="504"),
-    ],
-)
-def test_a_candidate_the_router_could_not_reach_fails_even_if_retried(
-    tmp_path: Path, failure: str
-) -> None:
-    window = window_of(tmp_path, *[line("green")] * 50, failure)
-    assert window.upstream_failures == 1
-    verdict, why = gates.judge(window, GATE, final=False)
-    assert verdict == gates.FAIL and "could not get an answer from green for 1" in why
-
-
-def test_a_model_that_answers_503_itself_is_an_error_not_unreachable(tmp_path: Path) -> None:
-    window = window_of(tmp_path, *[line("green")] * 50, line("green", 503))
-    assert (window.upstream_failures, window.errors) == (0, 1)
 
 
 def test_status_shows_the_step_the_weight_the_figures_and_the_time_left() -> None:

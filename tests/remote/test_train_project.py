@@ -9,14 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from remote.agent.failure import AgentFailure
-from remote.agent.mlflow_rest import unquote_env
-from remote.agent.train_jobs import exit_code, final_state
-from remote.agent.train_register import KIND_MANY_MODELS, KIND_NO_MODEL, pick_model
 from remote.train.environment import environment_for, requirements_of
 from remote.train.jobs import JobRequest, env_lines, prepare
 from remote.train.project import ProjectError, entry_script, git_state, parse_entry, scan
@@ -124,6 +119,16 @@ def test_requirements_are_normalised_and_mlflow_added_when_not_named(tmp_path: P
         requirements_of(scan(root))
 
 
+def unquote_env(value: str) -> str:
+    """A value as systemd reads it from an EnvironmentFile (the double-quoted form)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        out, chars = [], iter(value[1:-1])
+        for ch in chars:
+            out.append(next(chars, "") if ch == "\\" else ch)
+        return "".join(out)
+    return value
+
+
 def test_env_values_become_exact_environment_file_lines() -> None:
     text = env_lines(('TOKEN=a b$c"d', "EMPTY="))
     assert text == 'TOKEN="a b\\$c\\"d"\nEMPTY=""\n'
@@ -137,34 +142,6 @@ def test_env_values_become_exact_environment_file_lines() -> None:
     ):
         with pytest.raises(ProjectError, match=why):
             env_lines((bad,))
-
-
-@pytest.mark.parametrize(
-    ("record", "result", "code", "status", "stopping", "state", "exit"),
-    [
-        ({}, "success", "exited", "0", False, "succeeded", 0),
-        ({}, "exit-code", "exited", "3", False, "failed", 3),
-        ({}, "oom-kill", "killed", "KILL", False, "oom", 137),
-        ({"cancel_requested": True}, "success", "killed", "TERM", False, "killed", 143),
-        # A script that catches SIGTERM and exits 0 was still cancelled.
-        ({"cancel_requested": True}, "success", "exited", "0", False, "killed", 0),
-        ({}, "success", "killed", "TERM", True, "lost", 143),
-        ({}, "success", "killed", "TERM", False, "killed", 143),
-        ({}, "signal", "dumped", "SEGV", False, "failed", 139),
-    ],
-)
-def test_how_a_unit_ended_becomes_the_jobs_state(
-    record: dict[str, object],
-    result: str,
-    code: str,
-    status: str,
-    stopping: bool,
-    state: str,
-    exit: int,
-) -> None:
-    """systemd's SERVICE_RESULT/EXIT_CODE/EXIT_STATUS as ExecStopPost sees them."""
-    assert final_state(record, result, code, status, stopping) == state
-    assert exit_code(code, status) == exit
 
 
 def test_git_state_of_a_project(tmp_path: Path) -> None:
@@ -182,20 +159,3 @@ def test_git_state_of_a_project(tmp_path: Path) -> None:
 
 def test_an_empty_list_says_how_to_start() -> None:
     assert "fab train.run" in format_jobs([])
-
-
-def test_the_model_to_register_is_the_runs_only_one_or_the_one_named() -> None:
-    model = SimpleNamespace(name="model", model_id="m-1")
-    other = SimpleNamespace(name="baseline", model_id="m-2")
-    assert pick_model([model], "r1", "") is model
-    assert pick_model([model, other], "r1", "baseline") is other
-    assert pick_model([model, other], "r1", "m-1") is model
-    for models, wanted, kind in (
-        ([], "", KIND_NO_MODEL),
-        ([model, other], "", KIND_MANY_MODELS),
-        ([model], "nope", KIND_NO_MODEL),
-    ):
-        with pytest.raises(AgentFailure) as refused:
-            pick_model(models, "r1", wanted)
-        assert refused.value.kind == kind
-        assert "nothing was registered" in refused.value.sentence

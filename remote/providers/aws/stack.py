@@ -3,7 +3,7 @@
 `pulumi up` tags the instance with the names of its bucket and database
 (`remote.contract.TAG_*`); these functions follow the tags, so nothing is ever read from
 a saved file. The database's password is never read here: the box reads its RDS-managed
-secret itself, with its instance role, when MLflow starts (remote/agent/rds_secret.py).
+secret itself, with its instance role, when MLflow starts (remote/agent/mlflow/rds_secret.py).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from remote.agent.db import postgres_uri
+from remote.agent.mlflow.store import postgres_uri
 from remote.providers.local import netns
 from remote.settings import BoxSettings
 from tests.box.harness.local_box import TEST_SUBNET
