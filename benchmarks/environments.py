@@ -22,7 +22,6 @@ It destroys its box at the end. It prints figures and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import secrets
@@ -33,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import FAB, REPO_ROOT, arguments, figure
+
 from remote import locks
 from remote.monitor.env import ensure_monitor_env
 from remote.providers.local.provider import LocalProvider
@@ -41,8 +42,6 @@ from remote.ssh import keys
 from remote.ssh.connection import connect
 from remote.system.venv import LOCKS_DIR, UV, UV_CACHE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FAB = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO_ROOT)]
 UV_RUNS = "sudo -n journalctl -q --no-pager -o cat _COMM=sudo | grep -c '/bin/uv ' || true"
 
 
@@ -87,8 +86,8 @@ def main_job(env: dict[str, str]) -> None:
     for label, args in phases:
         took, _ = fab(env, *args)
         total += took
-        print(f"  {label:<48} {took:7.1f}s", flush=True)
-    print(f"  {'the main job, in all':<48} {total:7.1f}s")
+        figure(f"  {label}", f"{took:7.1f}s")
+    figure("  the main job, in all", f"{total:7.1f}s")
 
 
 def side_by_side(conn: object, name: str) -> None:
@@ -131,7 +130,7 @@ def side_by_side(conn: object, name: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--fresh-cache", action="store_true")
     parser.add_argument("--subnet", default="10.216.0.0/16")
     args = parser.parse_args()

@@ -83,6 +83,9 @@ from remote.agent.system.layout import (
     MLFLOW_PORT as MLFLOW_PORT,
 )
 from remote.agent.system.layout import (
+    MLFLOW_RUN_DIR as MLFLOW_RUN_DIR,
+)
+from remote.agent.system.layout import (
     MLFLOW_SQLITE_DB as MLFLOW_SQLITE_DB,
 )
 from remote.agent.system.layout import (
@@ -90,6 +93,9 @@ from remote.agent.system.layout import (
 )
 from remote.agent.system.layout import (
     MLFLOW_URL as MLFLOW_URL,
+)
+from remote.agent.system.layout import (
+    MLFLOW_VENVS_DIR as MLFLOW_VENVS_DIR,
 )
 from remote.agent.system.layout import (
     MODEL_ENVS_DIR as MODEL_ENVS_DIR,

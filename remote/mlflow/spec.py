@@ -29,7 +29,7 @@ from remote.system import agent, templates
 
 BACKENDS = ("sqlite", "rds")
 MLFLOW_USER = "mlflow"
-VENV_ROOT = "/opt/mlflow/venvs"
+VENV_ROOT = contract.MLFLOW_VENVS_DIR
 DATA_DIR = contract.MLFLOW_DATA_DIR
 SQLITE_DB = contract.MLFLOW_SQLITE_DB
 LOCAL_ARTIFACTS = f"{DATA_DIR}/artifacts"
@@ -39,12 +39,12 @@ ENV_FILE = contract.MLFLOW_ENV_FILE
 # the store URI, password included, that the unit's start step writes from the secret at
 # every start. In /run (RAM): the password is never on the box's disk.
 RDS_CONFIG = f"{CONFIG_DIR}/rds.json"
-RUN_DIR = "/run/mlflow"
+RUN_DIR = contract.MLFLOW_RUN_DIR
 RDS_ENV_FILE = f"{RUN_DIR}/rds.env"
 # What was installed, for `mlflow.status`: written with the unit, never parsed out of it.
 STATE_FILE = f"{CONFIG_DIR}/server.json"
 UNIT_NAME = contract.MLFLOW_UNIT
-UNIT_FILE = f"/etc/systemd/system/{UNIT_NAME}"
+UNIT_FILE = f"{contract.SYSTEMD_UNIT_DIR}/{UNIT_NAME}"
 DEFAULT_PORT = contract.MLFLOW_PORT
 DEFAULT_WORKERS = 2
 BIND_HOST = "127.0.0.1"

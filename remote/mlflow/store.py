@@ -48,15 +48,7 @@ def check_store_in(conn: Connection, env_file: str, python: str) -> str:
     `python` is the MLflow environment's interpreter on the box (it has sqlalchemy and
     psycopg2). Unreachable, refused password and missing database each get their class.
     """
-    answer = run_agent(
-        conn,
-        mlflow_cmds.DB_CHECK,
-        python=python,
-        env_file=env_file,
-        errors=_FAILURES,
-        error=DatabaseError,
-    )
-    return str(answer["message"])
+    return _ask(conn, mlflow_cmds.DB_CHECK, python=python, env_file=env_file)
 
 
 def write_rds_env(
@@ -65,16 +57,7 @@ def write_rds_env(
     """Run the server's start step now: on the box, read the database's secret (as named
     in `config`, by default the installed coordinates) and write the store URI into
     `env_file`. DatabaseSecretError, in one sentence, when the box cannot read it."""
-    answer = run_agent(
-        conn,
-        mlflow_cmds.RDS_ENV,
-        config,
-        env_file,
-        python=python,
-        errors=_FAILURES,
-        error=DatabaseError,
-    )
-    return str(answer["message"])
+    return _ask(conn, mlflow_cmds.RDS_ENV, config, env_file, python=python)
 
 
 def check_database(conn: Connection, database: Database, python: str) -> None:
@@ -98,11 +81,17 @@ def upgrade_schema(conn: Connection, python: str, env_file: str) -> str:
     The same calls as `mlflow db upgrade`, without the URI in argv; it checks the
     connection first, so failures are the same classified DatabaseErrors.
     """
+    return _ask(conn, mlflow_cmds.DB_UPGRADE, python=python, env_file=env_file)
+
+
+def _ask(conn: Connection, command: str, *args: str, python: str, env_file: str = "") -> str:
+    """One of the agent's store commands, in the MLflow environment; its sentence."""
     answer = run_agent(
         conn,
-        mlflow_cmds.DB_UPGRADE,
+        command,
+        *args,
         python=python,
-        env_file=env_file,
+        env_file=env_file or None,
         errors=_FAILURES,
         error=DatabaseError,
     )

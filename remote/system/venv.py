@@ -44,7 +44,7 @@ WHEELHOUSE = contract.WHEELHOUSE
 READY_MARKER = contract.ENV_READY
 LOCK_IN_ENV = contract.ENV_LOCK
 INSTALL_TIMEOUT_S = 1800
-BOX_PYTHON = "/usr/bin/python3"
+BOX_PYTHON = contract.SYSTEM_PYTHON
 # How uv runs on the box: the shared cache, the box's CA store (as pip), never a
 # downloaded Python build, no progress bars in a log.
 _UV_ENV = (

@@ -29,6 +29,8 @@ MLFLOW_CONFIG_DIR = "/etc/mlflow"
 MLFLOW_ENV_FILE = f"{MLFLOW_CONFIG_DIR}/mlflow.env"
 MLFLOW_UNIT = "mlflow.service"
 MLFLOW_PORT = 5000
+MLFLOW_VENVS_DIR = "/opt/mlflow/venvs"  # the server's envs: <version>-<lock key>
+MLFLOW_RUN_DIR = "/run/mlflow"  # in RAM: the RDS store URI its start step writes
 MLFLOW_URL = f"http://127.0.0.1:{MLFLOW_PORT}"
 CHAMPION_ALIAS = "champion"  # the registered model's alias a deploy moves to what went live
 
