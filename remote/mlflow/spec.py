@@ -28,6 +28,10 @@ from remote.providers.base import Database
 from remote.system import agent, templates
 
 BACKENDS = ("sqlite", "rds")
+# MLflow 3's server-side job execution (GenAI scorer jobs, trace roll-ups, none of which
+# this tool uses) starts a job runner with ten huey workers beside the server: on a
+# 2-core box that is most of a start's CPU and slows every restart. Off.
+SERVER_SETTINGS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 MLFLOW_USER = "mlflow"
 VENV_ROOT = contract.MLFLOW_VENVS_DIR
 DATA_DIR = contract.MLFLOW_DATA_DIR
@@ -188,9 +192,11 @@ def installed_python(state: dict[str, object]) -> str:
 
 
 def render_env(spec: ServerSpec) -> str:
-    """The server's EnvironmentFile: the SQLite store's URI; with RDS nothing (the start
-    step writes the URI, password included, into a file of its own at every start)."""
+    """The server's EnvironmentFile: the SQLite store's URI (with RDS none: the start step
+    writes the URI, password included, into a file of its own at every start), and the
+    server's own settings (SERVER_SETTINGS)."""
     values = {} if spec.backend == "rds" else {URI_KEY: sqlite_uri()}
+    values.update(SERVER_SETTINGS)
     lines = ["# Written by mlops-box (`fab mlflow.install`); read by systemd for mlflow.service."]
     try:
         lines += [env_file_line(key, value) for key, value in values.items()]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import select
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -29,9 +28,7 @@ from remote.mlflow.status import status
 from remote.providers.local.provider import LocalProvider
 from remote.settings import BoxSettings
 from remote.system.venv import frozen
-from tests.box.harness.local_box import REPO_ROOT
 from tests.box.harness.mlflow_box import (
-    FAB,
     MlflowBox,
     free_port,
     https_get,
@@ -131,14 +128,7 @@ def test_status_and_backup(mlflow_box: MlflowBox, tmp_path: Path) -> None:
 
 def test_fab_mlflow_ui_tunnels_until_ctrl_c(mlflow_box: MlflowBox) -> None:
     port = free_port()
-    ui = subprocess.Popen(
-        [FAB, "-r", str(REPO_ROOT), "mlflow.ui", "--port", str(port)],
-        env=mlflow_box.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    ui = mlflow_box.fab_in_background("mlflow.ui", "--port", str(port))
     try:
         # The task prints the URL once MLflow answers through its tunnel.
         deadline = time.monotonic() + 60

@@ -40,6 +40,7 @@ def test_sqlite_keeps_its_store_uri_in_the_env_file_and_has_no_start_step() -> N
     assert "--backend-store-uri" not in unit and "ExecStartPre" not in unit
     assert f"EnvironmentFile={ENV_FILE}\n" in unit and RDS_ENV_FILE not in unit
     assert 'MLFLOW_BACKEND_STORE_URI="sqlite:////var/lib/mlflow/mlflow.db"' in render_env(spec)
+    assert 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"' in render_env(spec)
     assert spec.requirements == ("mlflow==3.17.2", "boto3", "psycopg2-binary")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -100,7 +101,9 @@ class MlflowBox:
         )
 
     def fab_in_background(self, *args: str) -> subprocess.Popen[str]:
-        """The real `fab` CLI against the test box, running while the test goes on."""
+        """The real `fab` CLI against the test box, running while the test goes on. Ctrl-C
+        (SIGINT) reaches it as from a terminal, even when the tests themselves run in the
+        background, where the shell has them ignore SIGINT (and a child inherits that)."""
         return subprocess.Popen(
             [FAB, "-r", str(REPO_ROOT), *args],
             env=self.env(),
@@ -108,6 +111,7 @@ class MlflowBox:
             stderr=subprocess.PIPE,
             text=True,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_interruptible,
         )
 
     @contextlib.contextmanager
@@ -120,6 +124,10 @@ class MlflowBox:
             if command.poll() is None:
                 command.kill()
                 command.communicate()
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def log_a_run() -> str:
