@@ -78,3 +78,17 @@ def read_or_make_secret(path: Path, make: Callable[[], str]) -> str:
     if path.stat().st_mode & 0o077:
         raise ConfigError(f"{path} is readable by others: `chmod 600 {path}` and run again.")
     return path.read_text().strip()
+
+
+def output_folder(text: str, flag: str = "--out") -> Path:
+    """The folder a download goes into, checked before anything runs: a folder, or a path
+    whose nearest existing parent is a folder this user can write in."""
+    path = Path(text).expanduser().absolute()
+    if not text.strip() or "\x00" in text:
+        raise ConfigError(f"{flag} is {text!r}: give a folder for the downloaded files.")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder: give a folder (or a new path).")
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {existing} is not a folder you can write in.")
+    return path

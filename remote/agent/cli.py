@@ -13,6 +13,7 @@ import argparse
 import enum
 import importlib
 import json
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from .system.failure import AgentFailure
 
 PROG = "mlops_agent"
+KIND_UNEXPECTED = "unexpected"
+_MAX_DETAIL = 300
 # The agent's own package: mlops_agent on the box, remote.agent in the repository.
 PACKAGE = __package__ or PROG
 # Each noun's commands module, in the order `--help` lists them.
@@ -140,5 +143,19 @@ def main(
         answer = {"ok": True, **handler(**args)}
     except AgentFailure as failure:
         answer = {"ok": False, "kind": failure.kind, "error": failure.sentence}
+    except Exception as exc:  # a fault the command did not foresee: still one answer
+        traceback.print_exc()  # stderr: the unit's journal keeps the whole of it
+        answer = {"ok": False, "kind": KIND_UNEXPECTED, "error": unexpected(name, exc)}
     print(json.dumps(answer), flush=True)
     return 0 if answer["ok"] else 1
+
+
+def unexpected(command: str, exc: Exception) -> str:
+    """One line for an exception no command turned into an AgentFailure."""
+    return f"The box's agent failed in `{command}`: {describe(exc)}"
+
+
+def describe(exc: Exception) -> str:
+    """The exception's type and message on one line, cut short."""
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 3] + "..."

@@ -22,6 +22,7 @@ from remote.box.status import format_uptime
 from remote.changes import Changed
 from remote.contract import (
     DEPLOY_UNIT_PATTERN,
+    DRIFT_SERVICE,
     IDLE_DIR,
     IDLE_SERVICE,
     IDLE_TIMER,
@@ -95,6 +96,8 @@ def check_args() -> list[str]:
         TRAIN_UNIT_PATTERN,
         "--unit",
         DEPLOY_UNIT_PATTERN,
+        "--unit",
+        DRIFT_SERVICE,  # a scheduled drift check: powered off mid-run, it would log nothing
     ]
 
 

@@ -24,7 +24,7 @@ from remote.deploy.plan import DEFAULT_BAKE_S, BlueGreenPlan, CanaryPlan, Rollba
 from remote.deploy.setup import ensure_serving
 from remote.errors import DeployBusy, DeployError, MlopsBoxError
 from remote.mlflow.spec import ENV_FILE, installed_python
-from remote.mlflow.status import read_state as read_mlflow_state
+from remote.mlflow.status import require_running
 from remote.system.agent import run_agent
 from remote.system.run import Connection, run
 
@@ -51,12 +51,9 @@ def begin(conn: Connection, kind: str, model_uri: str, by: str) -> int:
 
 def mlflow_python(conn: Connection) -> str:
     """The MLflow server's Python on the box, whose MLflow client resolves models."""
-    installed = read_mlflow_state(conn)
-    if not installed or not installed.get("version"):
-        raise DeployError(
-            "MLflow is not installed on the box, and a deploy resolves its model there: "
-            "run `fab mlflow.install` first."
-        )
+    installed = require_running(
+        conn, needed_by="a deploy resolves its model there", error=DeployError
+    )
     return installed_python(installed)
 
 

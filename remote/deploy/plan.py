@@ -12,31 +12,13 @@ import re
 from dataclasses import dataclass
 
 from remote.errors import ConfigError
+from remote.model_names import check_model_uri
 
 DEFAULT_BAKE_S = 60.0
 DEFAULT_TERMINATION_WAIT_S = 600.0
 DEFAULT_MAX_ERROR_RATE = 0.01
 MAX_WAIT_S = 7 * 24 * 3600.0
-URI_EXAMPLES = "models:/taxi-duration@challenger, models:/taxi-duration/3 or runs:/<run id>/model"
-# A scheme MLflow knows (models:/, runs:/, s3://, file:/, ...) or an absolute path on the box.
-_URI = re.compile(r"(?:[a-z][a-z0-9+.-]*:/|/)[^\s\x00-\x1f]*")
 _REQUIREMENT = re.compile(r"[A-Za-z0-9][^\s\x00-\x1f]*(?: ?[;<>=!~,].*)?")
-
-
-def check_model_uri(uri: str) -> str:
-    uri = uri.strip()
-    if not uri:
-        raise ConfigError(f"--model is missing: give a model URI such as {URI_EXAMPLES}.")
-    if not _URI.fullmatch(uri) or uri in ("models:/", "runs:/"):
-        raise ConfigError(f"--model {uri!r} is not a model URI: give one such as {URI_EXAMPLES}.")
-    if uri.startswith("models:/") and not re.fullmatch(r"models:/[^/@]+(?:@[^/@]+|/[^/@]+)?", uri):
-        raise ConfigError(
-            f"--model {uri!r}: a registry URI is models:/<name>@<alias> or "
-            "models:/<name>/<version>."
-        )
-    if uri.startswith("runs:/") and not re.fullmatch(r"runs:/[0-9a-f]{8,}/\S+", uri):
-        raise ConfigError(f"--model {uri!r}: a run URI is runs:/<run id>/<artifact path>.")
-    return uri
 
 
 def number(name: str, value: float | str, what: str) -> float:
@@ -69,10 +51,14 @@ def check_rate(name: str, value: float | str) -> float:
 
 
 def check_percent(name: str, value: float | str) -> float:
+    """A percent the router can split by: nginx's split_clients counts in hundredths."""
     percent = number(name, value, "a number such as 10")
-    if not 0 < percent <= 100:
-        raise ConfigError(f"--{name} is {value}: give a percent above 0 and at most 100.")
-    return percent
+    if not 0.01 <= percent <= 100 or abs(round(percent, 2) - percent) > 1e-9:
+        raise ConfigError(
+            f"--{name} is {value}: give a percent from 0.01 to 100, in steps of 0.01 "
+            "(the router splits traffic by hundredths of a percent)."
+        )
+    return round(percent, 2)
 
 
 @dataclass(frozen=True)
@@ -176,9 +162,15 @@ class CanaryPlan:
             )
         set_(self, "min_requests", minimum)
         bakes = self.bake_s * len(self.steps)
+        if bakes > MAX_WAIT_S:
+            raise ConfigError(
+                f"--bake {self.bake_s:.0f}s for {len(self.steps)} steps is {bakes:.0f}s of bakes, "
+                f"past a canary's cap of {MAX_WAIT_S:.0f}s (7 days): give a shorter --bake or "
+                "fewer --steps."
+            )
         duration = check_seconds("max-duration", self.max_duration_s)
         if not duration:
-            duration = max(bakes * DEFAULT_DURATION_FACTOR, 60.0)
+            duration = min(max(bakes * DEFAULT_DURATION_FACTOR, 60.0), MAX_WAIT_S)
         elif duration < bakes:
             raise ConfigError(
                 f"--max-duration {duration:.0f}s is shorter than the bakes "

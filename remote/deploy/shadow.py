@@ -18,8 +18,9 @@ from typing import Any
 
 from remote.agent.monitor import commands as monitor_cmds
 from remote.deploy import apply, status
-from remote.deploy.plan import check_model_uri, check_percent, check_seconds
+from remote.deploy.plan import check_percent, check_seconds
 from remote.errors import DeployError
+from remote.model_names import check_model_uri
 from remote.monitor.box_report import compute_and_fetch
 from remote.system.run import Connection
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from remote.agent.mlflow import commands as mlflow_cmds
-from remote.errors import MlopsBoxError
+from remote.contract import MLFLOW_PORT
+from remote.errors import MlopsBoxError, WaitTimeout
 from remote.mlflow.spec import (
     MLFLOW_USER,
     STATE_FILE,
@@ -24,6 +25,10 @@ from remote.mlflow.spec import (
 from remote.system import systemd
 from remote.system.agent import run_agent
 from remote.system.run import Connection, check
+from remote.waiting import wait_for
+
+HEALTH_TIMEOUT_S = 180  # a cold start of the server on a small box takes about 20 s
+HEALTH_POLL_S = 2.0
 
 
 class MlflowStatusError(MlopsBoxError):
@@ -72,6 +77,46 @@ def read_state(conn: Connection) -> dict[str, Any] | None:
             f"{STATE_FILE} on the box is not JSON: run `fab mlflow.install` to rewrite it."
         ) from None
     return state if isinstance(state, dict) else None
+
+
+def require_running(
+    conn: Connection, *, needed_by: str, error: type[MlopsBoxError]
+) -> dict[str, Any]:
+    """The install's state once MLflow answers /health on the box, else `error`.
+
+    Right after `box.start` the server is still starting (its unit is `activating`, or
+    `active` before /health answers): a task that needs it waits, with progress, instead
+    of failing. A server that is stopped or failed is said at once.
+    """
+    state = read_state(conn)
+    if state is None or not state.get("version"):
+        raise error(
+            f"MLflow is not installed on the box, and {needed_by}: run `fab mlflow.install` first."
+        )
+    listen = str(state.get("listen") or f"127.0.0.1:{MLFLOW_PORT}")
+
+    def healthy() -> bool | None:
+        if check(conn, f"curl -fsS -m 5 http://{listen}/health >/dev/null").ok:
+            return True
+        unit = systemd.state(conn, UNIT_NAME)
+        if unit.active in ("inactive", "failed"):
+            raise error(
+                f"MLflow on the box is {unit.active}, and {needed_by}: see `fab mlflow.status`; "
+                "`fab mlflow.install` starts it again."
+            )
+        return None
+
+    try:
+        wait_for(
+            healthy,
+            what="MLflow on the box to answer /health",
+            timeout_s=HEALTH_TIMEOUT_S,
+            poll_s=HEALTH_POLL_S,
+            hint=f"See `fab mlflow.status` and `journalctl -u {UNIT_NAME}` on the box.",
+        )
+    except WaitTimeout as exc:
+        raise error(str(exc)) from None
+    return state
 
 
 def status(conn: Connection) -> MlflowStatus:

@@ -6,7 +6,7 @@ training target (`duration_min` for the example) or `label`. Every row is checke
 first; a file with anything wrong uploads nothing.
 
 On the box each upload is one file of its own in LABELS_DIR, written atomically (temp
-file, then rename) and never changed after: `<UTC time>-<content hash>.jsonl`. A later
+file, then rename) and never changed after: `<the box's UTC time>-<content hash>.jsonl`. A later
 upload for the same request id corrects an earlier one; the same file twice is one
 upload. The drift report joins them to predictions by request id.
 """
@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import shlex
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +83,11 @@ def read(path: Path) -> Labels:
             raise LabelsError(
                 f"{path} line {number}: the request id {request_id!r} is empty or longer "
                 f"than {MAX_ID_CHARS} characters."
+            )
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in request_id):
+            raise LabelsError(
+                f"{path} line {number}: the request id {request_id!r} has a control "
+                "character; no served request has one."
             )
         if request_id in values:
             raise LabelsError(f"{path} line {number}: request id {request_id!r} is there twice.")
@@ -155,7 +159,9 @@ def upload(conn: Connection, labels: Labels) -> Uploaded:
         what=f"make {LABELS_DIR}",
         error=LabelsError,
     )
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = f"{LABELS_DIR}/{stamp}-{labels.digest}.jsonl"
+    # The box's clock, not this machine's: uploads from several laptops are corrections
+    # in the order the box received them (the drift report reads the files in name order).
+    stamp = run(conn, "date -u +%Y%m%dT%H%M%S.%NZ", what="read the box's clock", error=LabelsError)
+    path = f"{LABELS_DIR}/{stamp.strip()}-{labels.digest}.jsonl"
     files.write(conn, RemoteFile(path, labels.content(), 0o640))
     return Uploaded(path, len(labels.values), Changed([path]))

@@ -17,6 +17,7 @@ and starts nginx: nothing listens until a caller adds a site.
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 from collections.abc import Callable, Sequence
 
@@ -105,7 +106,11 @@ def ensure_site(
     if all(f.matches(found[f.path]) for f in wanted) and _running(conn):
         return Changed()
     run(conn, sudo(f"install -d -m 700 {STAGING_DIR}"), what="stage nginx files", error=error)
-    staged = [f"{STAGING_DIR}/{name}.{i}" for i in range(len(wanted))]
+    # Names of this run's own: two runs at once (two `deploy.expose`, or one and
+    # `mlflow.install --public`) never write or remove each other's staged files; the
+    # agent then applies each whole, under its nginx lock.
+    run_id = secrets.token_hex(6)
+    staged = [f"{STAGING_DIR}/{name}.{run_id}.{i}" for i in range(len(wanted))]
     args = [name, staged[0]]
     for item, source in zip(companions, staged[1:], strict=True):
         args += ["--file", item.path, source, f"{item.mode:o}"]

@@ -73,7 +73,8 @@ def ensure_uv(conn: Connection, *, error: type[MlopsBoxError] = EnvError) -> Non
     common = "--disable-pip-version-check --no-input --no-deps --require-hashes"
     script = (
         f"set -e; python3 -m venv {building}; "
-        f"{pip} download -q {common} --dest {WHEELHOUSE} -r {pinned}; "
+        # Under a lock: on the local box the wheelhouse is the host's, shared by boxes.
+        f"flock {WHEELHOUSE}/.lock {pip} download -q {common} --dest {WHEELHOUSE} -r {pinned}; "
         f"{pip} install -q {common} --no-index --find-links {WHEELHOUSE} -r {pinned}; "
         f"rm -rf {UV_HOME}; mv -T {building} {UV_HOME}"
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import fabric
+import fabric.main
 from invoke.exceptions import Exit, ParseError
 from invoke.parser import Argument
 
@@ -26,6 +27,7 @@ from remote.ssh.tunnel import tunnel
 # The repository root: fabric.yaml, Pulumi.yaml and sshconfig.template live there.
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
+HELP_FLAGS = ("--help", "-h")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -63,7 +65,15 @@ class NumberArgument(Argument):
 
 
 class CheckedTask(fabric.Task):
-    """A Fabric task whose int and float arguments are `NumberArgument`s."""
+    """A Fabric task whose int and float arguments are `NumberArgument`s, and whose
+    `--help` shows its help even where a positional argument is still missing (Invoke's
+    parser hands the next word to a missing positional first, `--help` included)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if any(kwargs.get(name) in HELP_FLAGS for name in self.positional):
+            _print_help(self)
+            return None
+        return super().__call__(*args, **kwargs)
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
@@ -82,6 +92,15 @@ class CheckedTask(fabric.Task):
             else arg
             for arg in arguments
         ]
+
+
+def _print_help(task: fabric.Task) -> None:
+    """What `fab --help <task>` prints, from the program that is running this task."""
+    running = fabric.main.program
+    names = [name for name in running.collection.task_names if running.collection[name] is task]
+    if not names:
+        raise Exit(f"See `fab --help {task.name}`.", code=1)
+    running.print_task_help(names[0])
 
 
 def task(*args: Any, **kwargs: Any) -> Any:

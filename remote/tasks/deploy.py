@@ -9,7 +9,6 @@ import getpass
 import socket
 import webbrowser
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from invoke import Collection
@@ -31,6 +30,7 @@ from remote.deploy.plan import (
     check_seconds,
     parse_steps,
 )
+from remote.local_files import output_folder
 from remote.ssh.connection import box_connection
 from remote.tasks._common import box_of, hold_tunnel, say, task, user_errors
 
@@ -245,9 +245,10 @@ def shadow_report(
 ) -> None:
     """Report the running (or last) shadow against the live model; logged to MLflow."""
     checked = check_rate("tolerance", tolerance)
+    folder = output_folder(out)
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
-        made = shadow.report(conn, Path(out).expanduser().absolute(), checked, say=say)
+        made = shadow.report(conn, folder, checked, say=say)
     say(made.describe())
     if open_:
         webbrowser.open(made.html.as_uri())

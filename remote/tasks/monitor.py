@@ -10,6 +10,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote.errors import MonitorError
+from remote.local_files import output_folder
 from remote.monitor import labels as labels_files
 from remote.monitor import schedule as timer
 from remote.monitor.drift import DRIFT_EXIT, report
@@ -44,9 +45,10 @@ def drift(
 ) -> None:
     """Drift report of a model's logged predictions; exit 3 on drift, 1 on errors."""
     request = drift_request(model, since, drift_share, max_error_rise)
+    folder = output_folder(out)
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:
-        made = report(conn, request, Path(out).expanduser().absolute(), say=say)
+        made = report(conn, request, folder, say=say)
     say(made.describe())
     if open_:
         webbrowser.open(made.html.as_uri())
@@ -89,6 +91,21 @@ def schedule(
     """Run the drift check on the box on a timer (--every 1d), or stop it (--off); show it."""
     if every and off:
         raise MonitorError("Give --every or --off, not both.")
+    given = [
+        f"--{flag}"
+        for flag, value, default in (
+            ("model", model, ""),
+            ("since", since, ""),
+            ("drift-share", drift_share, "0.5"),
+            ("max-error-rise", max_error_rise, "0.2"),
+        )
+        if value != default
+    ]
+    if given and not every:
+        what = "--off removes the schedule" if off else "without --every it only shows it"
+        raise MonitorError(
+            f"{', '.join(given)} set a schedule's checks: give them with --every ({what})."
+        )
     wanted = timer.schedule_of(every, model, since, drift_share, max_error_rise) if every else None
     settings, provider = box_of(c)
     with box_connection(settings, provider) as conn:

@@ -26,7 +26,8 @@ from remote.agent.train.records import JOB_ID, KIND_UNKNOWN_JOB
 from remote.agent.train.start import KIND_NO_MEMORY_LIMITS
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError
-from remote.mlflow.status import read_state
+from remote.mlflow.status import require_running
+from remote.model_names import check_model_name
 from remote.system.agent import run_agent
 from remote.system.run import Connection
 from remote.train.environment import (
@@ -101,6 +102,8 @@ class PreparedJob:
             "env_key": env.key,
             "env_lines": self.env_lines,
             "memory_max": self.request.memory_max or None,
+            "register_as": self.request.register_as or None,
+            "logged_model": self.request.logged_model or None,
             "project_hash": self.snapshot.content_hash,
             "tracking_uri": TRACKING_URI,
             "files": [[f.path, f.key] for f in self.snapshot.files],
@@ -130,8 +133,8 @@ def prepare(request: JobRequest) -> PreparedJob:
         raise ProjectError(
             f"--memory-max is {request.memory_max!r}: give bytes with K, M, G or T, e.g. 8G."
         )
-    if request.register_as and (not request.register_as.strip() or "\n" in request.register_as):
-        raise ProjectError("--register-as needs a model name, e.g. taxi-duration.")
+    if request.register_as:
+        check_model_name(request.register_as, "--register-as")
     job_id = new_job_id()
     return PreparedJob(
         job_id=job_id,
@@ -185,9 +188,7 @@ def run_tags(job_id: str, snapshot: Snapshot, entry: str) -> dict[str, str]:
 
 def start(conn: Connection, job: PreparedJob, *, say: Callable[[str], None]) -> Started:
     """Ship the project, build the environment if missing, create the run, start the unit."""
-    state = read_state(conn)
-    if state is None or not state.get("version"):
-        raise TrainError("MLflow is not installed on the box: run `fab mlflow.install` first.")
+    state = require_running(conn, needed_by="a training job logs to it", error=TrainError)
     wanted = environment_for(job.requirements, str(state["version"]))
     env = lock(conn, wanted, upgrade=job.request.upgrade, say=say)
     staging = stage(conn, job.job_id, job.spec(env))

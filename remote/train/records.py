@@ -24,6 +24,8 @@ class JobRecord:
     ended_at: str | None
     duration_s: int | None
     registered: str | None
+    register_as: str | None
+    register_error: str | None
     run_status: str | None
     error: str | None
 
@@ -50,6 +52,8 @@ class JobRecord:
             ended_at=text("ended_at"),
             duration_s=number("duration_s"),
             registered=text("registered"),
+            register_as=text("register_as"),
+            register_error=text("register_error"),
             run_status=text("run_status"),
             error=text("error"),
         )
@@ -108,7 +112,7 @@ def format_jobs(records: list[JobRecord]) -> str:
             (r.started_at or "-").replace("T", " ").rstrip("Z"),
             duration(r.duration_s),
             r.run_id or "-",
-            r.registered or "-",
+            r.registered or ("not registered" if r.register_error else "-"),
             r.entry,
         )
         for r in records

@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from remote.agent.train.records import ALIAS as CHALLENGER
 from remote.contract import TRAIN_USER
 from remote.system.run import Connection, StreamEnd
 from remote.train.follow import follow, last_lines, print_log, reattach_hint
 from remote.train.jobs import PreparedJob, show, start
 from remote.train.records import JobRecord
-from remote.train.register import CHALLENGER, register
 
 # The exit status when following stopped before the job ended (the shell's conventions).
 STOPPED_FOLLOWING = {
@@ -35,19 +35,18 @@ def run_job(conn: Connection, job: PreparedJob, *, detach: bool, say: Callable[[
         f"{record.experiment!r}"
     )
     if detach:
+        registers = (
+            f" Once it succeeds, the box registers its model as {record.register_as}."
+            if record.register_as
+            else ""
+        )
         say(
-            f"Detached. Follow: `fab train.logs {record.id} --follow`; "
+            f"Detached.{registers} Follow: `fab train.logs {record.id} --follow`; "
             f"cancel: `fab train.cancel {record.id}`."
         )
         return 0
-    say("Following its log (Ctrl-C stops following, not the job):")
-    return finish(
-        conn,
-        record,
-        say=say,
-        register_as=job.request.register_as,
-        logged_model=job.request.logged_model,
-    )
+    say("Following its log (Ctrl-C stops following, not the job; it still registers):")
+    return finish(conn, record, say=say)
 
 
 def show_logs(conn: Connection, job_id: str, *, follow_it: bool, say: Callable[[str], None]) -> int:
@@ -56,19 +55,12 @@ def show_logs(conn: Connection, job_id: str, *, follow_it: bool, say: Callable[[
     if not follow_it or record.ended:
         print_log(conn, record)
         say(record.summary())
-        return 0
+        return 0 if not record.ended else report_registration(record, say)
     return finish(conn, record, say=say)
 
 
-def finish(
-    conn: Connection,
-    record: JobRecord,
-    *,
-    say: Callable[[str], None],
-    register_as: str = "",
-    logged_model: str = "",
-) -> int:
-    """Follow the running job to its end, report it, register its model if asked."""
+def finish(conn: Connection, record: JobRecord, *, say: Callable[[str], None]) -> int:
+    """Follow the running job to its end and report it, with its registration."""
     end, final = follow(conn, record)
     if final is None:
         why = {
@@ -91,7 +83,14 @@ def finish(
             )
         return final.exit_code or 1
     say(final.summary())
-    if register_as:
-        uri = register(conn, final, register_as, logged_model)
-        say(f"Registered {uri} (alias {CHALLENGER})")
+    return report_registration(final, say)
+
+
+def report_registration(record: JobRecord, say: Callable[[str], None]) -> int:
+    """Say what registering the job's model did (the job did it on the box): 1 if it failed."""
+    if record.registered:
+        say(f"Registered models:/{record.registered} (alias {CHALLENGER})")
+    elif record.register_error:
+        print(record.register_error, file=sys.stderr, flush=True)
+        return 1
     return 0

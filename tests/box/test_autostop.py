@@ -155,10 +155,11 @@ def test_a_tunnel_without_a_shell_counts_as_busy(box: MlflowBox) -> None:
         tunnel.wait(timeout=30)
 
 
-@pytest.mark.parametrize("unit", ["mlops-train-test", "mlops-deploy"])
+@pytest.mark.parametrize("unit", ["mlops-train-test", "mlops-deploy", "mlops-drift"])
 @pytest.mark.usefixtures("five_minutes")
 def test_a_running_job_or_deploy_unit_counts_as_busy(box: MlflowBox, unit: str) -> None:
-    # Stands in for a training job (mlops-train-<id>) or a deploy transition (mlops-deploy).
+    # Stands in for a training job (mlops-train-<id>), a deploy transition (mlops-deploy)
+    # or a scheduled drift check (mlops-drift).
     box.sh(f"sudo systemd-run --unit {unit} sleep 300")
     try:
         assert f"{unit}.service" in dry_check(box, timedelta(hours=1))["busy"]

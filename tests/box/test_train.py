@@ -166,7 +166,8 @@ def test_without_mlflow_on_the_box_nothing_starts(mlflow_box: MlflowBox) -> None
     finally:
         mlflow_box.sh(f"sudo mv {STATE_FILE}.aside {STATE_FILE}")
     assert one_line_error(result) == (
-        "MLflow is not installed on the box: run `fab mlflow.install` first."
+        "MLflow is not installed on the box, and a training job logs to it: run "
+        "`fab mlflow.install` first."
     )
     assert nothing_left(mlflow_box) == before
 
@@ -208,19 +209,28 @@ def test_the_example_trains_and_registers_a_new_version_each_time(
     import mlflow
 
     entry = f"python train.py --rows {ROWS}"
+    # As right after `box.start`: MLflow is starting, and train.run waits for it.
+    mlflow_box.sh("sudo systemctl restart --no-block mlflow")
     first = mlflow_box.fab(
         "train.run", "--project", str(TAXI), "--entry", entry, "--register-as", model_name
     )
     assert first.returncode == 0, first.stderr
+    assert "Waiting for MLflow on the box to answer /health" in first.stderr
     job1 = job_id_of(first.stdout)
     assert f"Registered models:/{model_name}/1 (alias challenger)" in first.stdout
     assert "val_rmse=" in first.stdout  # the job's own output, followed live
+    # Detached: nobody follows it, and the box still registers its model.
     second = mlflow_box.fab(
-        "train.run", "--project", str(TAXI), "--entry", entry, "--register-as", model_name
-    )
+        "train.run", "--project", str(TAXI), "--entry", entry, "--register-as", model_name,
+        "--detach",
+    )  # fmt: skip
     assert second.returncode == 0, second.stderr
+    assert f"the box registers its model as {model_name}" in second.stdout
     job2 = job_id_of(second.stdout)
-    assert f"Registered models:/{model_name}/2 (alias challenger)" in second.stdout
+    assert wait_ended(mlflow_box, job2).state == "succeeded"
+    logs = mlflow_box.fab("train.logs", job2)
+    assert logs.returncode == 0, logs.stderr
+    assert f"Registered models:/{model_name}/2 (alias challenger)" in logs.stdout
 
     records = {r.id: r for r in list_jobs(mlflow_box.conn)}
     assert records[job1].state == records[job2].state == "succeeded"

@@ -60,7 +60,11 @@ def test_the_units_run_the_agents_check_with_the_contracts_names() -> None:
     assert args.command == "idle-check"
     assert args.dir == contract.IDLE_DIR
     assert args.ssh_port == contract.SSH_PORT
-    assert args.unit == [contract.TRAIN_UNIT_PATTERN, contract.DEPLOY_UNIT_PATTERN]
+    assert args.unit == [
+        contract.TRAIN_UNIT_PATTERN,
+        contract.DEPLOY_UNIT_PATTERN,
+        contract.DRIFT_SERVICE,
+    ]
     assert args.router_log == contract.ROUTER_LOG
     assert args.keepalive == contract.KEEPALIVE_FILE
     assert not args.dry_run and args.at is None

@@ -54,6 +54,15 @@ def test_a_max_duration_shorter_than_the_bakes_is_refused() -> None:
     assert CanaryPlan(URI, (5, 100), bake_s=60).max_duration_s == 360
 
 
+def test_the_default_max_duration_keeps_within_the_cap_and_longer_bakes_are_refused() -> None:
+    week = 7 * 24 * 3600
+    # four one-day bakes: three times them would be 12 days; the default stops at 7
+    assert CanaryPlan(URI, (5, 25, 50, 100), bake_s=86400).max_duration_s == week
+    with pytest.raises(ConfigError, match="--bake 604800s for 4 steps is 2419200s of bakes"):
+        CanaryPlan(URI, (5, 25, 50, 100), bake_s=week)
+    assert CanaryPlan(URI, (100,), bake_s=week).max_duration_s == week
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

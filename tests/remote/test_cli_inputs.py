@@ -105,3 +105,34 @@ def test_a_user_host_block_for_the_alias_is_warned_about(
         f"entry, included at the top of {config}, comes first and wins: rename or remove "
         "that block."
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["monitor.drift", "--out", "{file}"], "--out {file} is a file, not a folder"),
+        (["deploy.shadow-report", "--out", "{file}"], "--out {file} is a file, not a folder"),
+        (["monitor.drift", "--out", "{file}/reports"], "is not a folder you can write in"),
+        (["deploy.blue-green", "--model", "/"], "--model '/' is not a model URI"),
+        (["deploy.canary", "--model", "models:/x"], "names no version"),
+        (["deploy.shadow", "--model", "models:/x/latest"], "a version is a number"),
+        (["deploy.shadow", "--model", "models:/x/1", "--sample", "0.001"], "--sample is 0.001"),
+        (["deploy.canary", "--model", "models:/x/1", "--bake", "604800"], "past a canary's cap"),
+        (["train.run", "--project", "examples/taxi", "--register-as", "a:b@c"], "--register-as"),
+        (["monitor.schedule", "--model", "taxi@champion"], "without --every it only shows it"),
+        (["monitor.schedule", "--off", "--since", "2h"], "--since set a schedule's checks"),
+    ],
+)
+def test_bad_values_are_refused_before_the_box_is_asked(
+    fab_env: dict[str, str], html_endpoint: Answering, tmp_path: Path, args: list[str], message: str
+) -> None:
+    # The endpoint counts requests: a refusal here asks nothing of AWS (nor the box).
+    file = tmp_path / "report.html"
+    file.write_text("kept")
+    env = dict(fab_env, AWS_ENDPOINT_URL=html_endpoint.url)
+
+    line = refused(fab(env, *(arg.format(file=file) for arg in args)))
+
+    assert message.format(file=file) in line
+    assert html_endpoint.requests == 0
+    assert file.read_text() == "kept"

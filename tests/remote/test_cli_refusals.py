@@ -332,3 +332,20 @@ def test_the_user_config_keeps_its_owner_group_and_mode(
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (65534, 65534, 0o640)
     assert config.read_text().endswith("\nHost work\n")
     assert config.read_text().startswith("Include ")
+
+
+def _tasks_with_positionals() -> list[str]:
+    from remote.tasks import ns
+
+    return sorted(name for name in ns.task_names if ns[name].positional)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("name", _tasks_with_positionals())
+def test_help_of_a_task_with_a_positional_argument_is_its_help(name: str, flag: str) -> None:
+    # Invoke hands the word after the task to its missing positional first: `--help`
+    # became the project folder or the labels file.
+    result = fab(dict(os.environ), name, flag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"Usage: fab [--core-opts] {name} "), result.stdout
+    assert "Options:" in result.stdout and result.stderr == ""

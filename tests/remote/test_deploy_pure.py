@@ -14,7 +14,7 @@ from remote import contract
 from remote.agent.deploy import state
 from remote.agent.system import layout
 from remote.deploy import status
-from remote.deploy.plan import BlueGreenPlan, check_model_uri, check_requirements, env_key
+from remote.deploy.plan import BlueGreenPlan, check_requirements, env_key
 from remote.errors import ConfigError
 
 MODEL_1 = {"name": "taxi", "version": "1", "uri": "models:/taxi/1", "source": "models:/taxi/1"}
@@ -24,38 +24,6 @@ MODEL_2 = {**MODEL_1, "version": "2", "uri": "models:/taxi@challenger"}
 def test_the_idle_auto_stop_counts_a_running_transition_as_busy() -> None:
     # the idle auto-stop counts a running transition as busy by this pattern
     assert fnmatch.fnmatch(f"{layout.TRANSITION_UNIT}.service", contract.DEPLOY_UNIT_PATTERN)
-
-
-@pytest.mark.parametrize(
-    "uri",
-    [
-        "models:/taxi-duration@challenger",
-        "models:/taxi-duration/3",
-        "models:/m-870f1b2151504d3caae4d469becc6d32",
-        "runs:/7e924cecc4724defb25e92f47d5a8bb6/model",
-        "s3://bucket/path/model",
-    ],
-)
-def test_model_uris_mlflow_resolves_are_taken(uri: str) -> None:
-    assert check_model_uri(f" {uri} ") == uri
-
-
-@pytest.mark.parametrize(
-    ("uri", "message"),
-    [
-        ("", "--model is missing"),
-        ("taxi-duration", "is not a model URI"),
-        ("models:/", "is not a model URI"),
-        ("models:/a/b/c", "models:/<name>@<alias>"),
-        ("models:/a@b@c", "models:/<name>@<alias>"),
-        ("runs:/xyz/model", "runs:/<run id>/<artifact path>"),
-        ("models:/taxi/1\nrm -rf", "is not a model URI"),
-    ],
-)
-def test_bad_model_uris_are_refused_saying_what_to_give(uri: str, message: str) -> None:
-    with pytest.raises(ConfigError) as refused:
-        check_model_uri(uri)
-    assert message in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,7 @@ def test_csv_and_jsonl_labels(tmp_path: Path) -> None:
         ("a.csv", "request_id,y\nr1,nan\n", "not a number"),
         ("a.csv", "request_id,y\nr1,1\nr1,2\n", "line 3: request id 'r1' is there twice"),
         ("a.csv", "request_id,y\n,1\n", "line 2: the request id '' is empty"),
+        ("a.jsonl", '{"request_id": "r\\u0000", "y": 1}\n', "'r\\x00' has a control"),
         ("a.csv", "request_id,y\nr1,1,9\n", "line 2 has 3 fields, not the header's 2"),
         ("a.csv", "request_id,y\n", "holds no labels"),
         ("a.jsonl", '{"request_id": "r1", "y": 1}\n[1]\n', "line 2 is not a JSON object"),

@@ -20,6 +20,9 @@ MODEL = {"name": "taxi", "version": "1", "uri": "models:/taxi/1", "source": "mod
         ("0", "0", "--sample is 0"),
         ("100.5", "0", "--sample is 100.5"),
         ("ten", "0", "--sample is 'ten'"),
+        # nginx's split_clients counts hundredths: these would render 0% or another share
+        ("0.001", "0", "--sample is 0.001: give a percent from 0.01 to 100, in steps of 0.01"),
+        ("12.345", "0", "--sample is 12.345"),
         ("10", "-1", "--duration is -1"),
         ("10", "soon", "--duration is 'soon'"),
     ],
@@ -32,6 +35,8 @@ def test_bad_arguments_are_one_sentence(sample: str, duration: str, message: str
 def test_a_good_plan() -> None:
     plan = controller.plan(" models:/taxi@challenger ", "12.5", "3600")
     assert (plan.model_uri, plan.sample, plan.duration_s) == ("models:/taxi@challenger", 12.5, 3600)
+    assert controller.plan("models:/taxi/2", "0.01", "0").sample == 0.01
+    assert controller.plan("models:/taxi/2", "0.29", "0").sample == 0.29  # 0.29 is not exact
     with pytest.raises(ConfigError, match="--model is missing"):
         controller.plan("", "10", "0")
     with pytest.raises(ConfigError, match="--tolerance is 1"):

@@ -11,7 +11,11 @@ clock (`Clock.idle_since`) restarts:
     stop earlier than N minutes after it). Activities with a time of their own (the
     router's last request, the keep-alive file) move it to that time.
 The box powers off once the clock has run for the setting's idle minutes: never sooner
-than that after the last activity, at most one check interval later.
+than that after the last activity, at most one check interval later. Idle time is
+elapsed time: each check keeps the monotonic time (CLOCK_BOOTTIME) beside the wall
+clock's, and a step of the wall clock between two checks (NTP setting it right after a
+boot, a hand-set date) moves the idle clock by the same step, so it neither stops a busy
+box nor keeps an idle one up.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from ..system.failure import AgentFailure
 
 FORMAT = 1
 KIND_SETTING = "setting"
+# A gap between the wall clock's and the monotonic clock's elapsed times beyond this is
+# a step of the wall clock, not drift.
+CLOCK_STEP_S = 30.0
 
 # The kinds of activity; --ignore-serving leaves ROUTER out.
 SSH = "ssh"
@@ -59,6 +66,7 @@ class Clock:
     idle_since: datetime | None  # None: the box was in use at the last check
     last_check: datetime | None = None
     last_busy: tuple[str, ...] = ()  # what kept the box up at the last check
+    last_check_uptime: float | None = None  # CLOCK_BOOTTIME seconds at the last check
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Probes:
     boot_id: str
     booted_at: datetime
     activities: tuple[Activity, ...]
+    uptime: float | None = None  # CLOCK_BOOTTIME seconds now
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ def decide(now: datetime, setting: Setting, clock: Clock, probes: Probes) -> Dec
     """Whether to power the box off now, and the clock to keep."""
     if not setting.enabled:
         return Decision(False, clock, timedelta(0), ())
-    clock = at_boot(clock, probes.boot_id, probes.booted_at)
+    clock = stepped(at_boot(clock, probes.boot_id, probes.booted_at), now, probes.uptime)
     window = timedelta(minutes=setting.idle_minutes)
     counted = [a for a in probes.activities if not (setting.ignore_serving and a.kind == ROUTER)]
     looked = [a for a in counted if not a.failed]
@@ -124,10 +133,25 @@ def decide(now: datetime, setting: Setting, clock: Clock, probes: Probes) -> Dec
     ]
     busy = (*in_use, *recent)
     if in_use:
-        return Decision(False, _checked(clock, None, now, busy), timedelta(0), busy)
+        checked = _checked(clock, None, now, busy, probes.uptime)
+        return Decision(False, checked, timedelta(0), busy)
     since = max([clock.idle_since or now, *(last for _, last in timed)])
     idle_for = max(now - since, timedelta(0))
-    return Decision(idle_for >= window, _checked(clock, since, now, busy), idle_for, busy)
+    checked = _checked(clock, since, now, busy, probes.uptime)
+    return Decision(idle_for >= window, checked, idle_for, busy)
+
+
+def stepped(clock: Clock, now: datetime, uptime: float | None) -> Clock:
+    """The clock with its times moved by the wall clock's step since the last check, if
+    it stepped (see the module's docstring); as it is otherwise."""
+    if clock.last_check is None or clock.last_check_uptime is None or uptime is None:
+        return clock
+    elapsed = timedelta(seconds=uptime - clock.last_check_uptime)
+    step = (now - clock.last_check) - elapsed
+    if abs(step.total_seconds()) <= CLOCK_STEP_S:
+        return clock
+    idle_since = clock.idle_since + step if clock.idle_since else None
+    return dataclasses.replace(clock, idle_since=idle_since, last_check=clock.last_check + step)
 
 
 def at_boot(clock: Clock, boot_id: str, booted_at: datetime) -> Clock:
@@ -197,9 +221,15 @@ def status_view(
 
 
 def _checked(
-    clock: Clock, idle_since: datetime | None, now: datetime, busy: tuple[str, ...]
+    clock: Clock,
+    idle_since: datetime | None,
+    now: datetime,
+    busy: tuple[str, ...],
+    uptime: float | None,
 ) -> Clock:
-    return dataclasses.replace(clock, idle_since=idle_since, last_check=now, last_busy=busy)
+    return dataclasses.replace(
+        clock, idle_since=idle_since, last_check=now, last_busy=busy, last_check_uptime=uptime
+    )
 
 
 # -- the files' JSON -----------------------------------------------------------------
@@ -237,6 +267,7 @@ def to_json(setting: Setting, clock: Clock) -> dict[str, Any]:
             "idle_since": stamp(clock.idle_since) if clock.idle_since else None,
             "last_check": stamp(clock.last_check) if clock.last_check else None,
             "last_busy": list(clock.last_busy),
+            "last_check_uptime": clock.last_check_uptime,
         },
     }
 
@@ -257,6 +288,7 @@ def from_json(data: Any, where: str) -> tuple[Setting, Clock]:
             idle_since=None if c["idle_since"] is None else _moment(c["idle_since"]),
             last_check=None if c["last_check"] is None else _moment(c["last_check"]),
             last_busy=tuple(str(b) for b in c["last_busy"]),
+            last_check_uptime=_uptime(c.get("last_check_uptime")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise AgentFailure(
@@ -288,6 +320,15 @@ def autostop_from_json(data: Any) -> AutoStop | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _uptime(value: Any) -> float | None:
+    """A stored monotonic time; None where absent (a file from before it was kept)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"last_check_uptime {value!r} is not seconds")
+    return float(value)
 
 
 def _moment(value: Any) -> datetime:

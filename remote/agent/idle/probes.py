@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +42,7 @@ def observe(
             touched(ROUTER, "requests to the router", router_log),
             touched(KEEPALIVE, f"the keep-alive file {keepalive}", keepalive),
         ),
+        uptime=time.clock_gettime(time.CLOCK_BOOTTIME),
     )
 
 

@@ -1,4 +1,7 @@
-"""A training job's on-box steps: start it, record its end, show, list, cancel, register."""
+"""A training job's on-box steps: start it, record its end, show, list, cancel.
+
+The job itself (its entry, then registering its model) is train/execute.py, which the
+job's unit runs: not a command, since its output is the job's log."""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ FINISHED = "train-finished"
 SHOW = "train-show"
 CANCEL = "train-cancel"
 LIST = "train-list"
-NOTE = "train-note"
-REGISTER = "train-register"
 
 _JOB = arg("job_id", metavar="job")
 
@@ -34,23 +35,4 @@ COMMANDS = (
     ),
     Command(CANCEL, "stop a job's unit", Env.SYSTEM, "train.jobs:cancel", (_JOB,)),
     Command(LIST, "every job's record, reconciled with systemd", Env.SYSTEM, "train.jobs:listing"),
-    Command(
-        NOTE,
-        "record the model version a job registered",
-        Env.SYSTEM,
-        "train.jobs:note",
-        (_JOB, arg("--registered", required=True)),
-    ),
-    Command(
-        REGISTER,
-        "register a run's logged model",
-        Env.MODEL,
-        "train.register:register",
-        (
-            arg("run_id"),
-            arg("name"),
-            arg("--alias", required=True),
-            arg("--logged-model", default=""),
-        ),
-    ),
 )

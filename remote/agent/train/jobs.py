@@ -9,7 +9,9 @@ run left unmarked (MLflow was down) is marked then.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -19,14 +21,15 @@ from ..system.failure import AgentFailure
 from .records import (
     ACTIVE_STATES,
     FINAL_STATES,
+    REGISTRATION,
     all_ids,
     check_id,
     duration_s,
     epoch,
+    job_dir,
     locked,
     now,
     read,
-    update,
     write,
 )
 
@@ -51,10 +54,27 @@ def finished(job_id: str) -> dict[str, Any]:
         record = read(job_id)
         state = final_state(record, result, code, status, _system_stopping())
         record.update(state=state, result=result, exit_code=exit_code(code, status))
+        if state == "succeeded" and record.get("register_as"):
+            record.update(registration(job_id, record["register_as"]))
         record["ended_at"] = now()
         mark_run(record)
         write(record)
     return {"record": record}
+
+
+def registration(job_id: str, name: str) -> dict[str, Any]:
+    """What the job's execute.py said about registering `name`: the record's `registered`
+    (NAME/VERSION) or `register_error`. The file is the job user's, so it is checked."""
+    path = job_dir(job_id) / "home" / REGISTRATION
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"register_error": f"The job ended without registering {name!r} (no {path})."}
+    registered = found.get("registered") if isinstance(found, dict) else None
+    if isinstance(registered, str) and re.fullmatch(rf"{re.escape(name)}/[1-9][0-9]*", registered):
+        return {"registered": registered}
+    error = found.get("register_error") if isinstance(found, dict) else None
+    return {"register_error": str(error or f"{path} does not say {name!r} was registered.")[:500]}
 
 
 def final_state(record: dict[str, Any], result: str, code: str, status: str, stopping: bool) -> str:
@@ -127,10 +147,6 @@ def cancel(job_id: str) -> dict[str, Any]:
         return {"record": reconcile(job_id), "cancelled": False}
     systemd.systemctl("stop", record["unit"])
     return {"record": reconcile(job_id), "cancelled": True}
-
-
-def note(job_id: str, registered: str) -> dict[str, Any]:
-    return {"record": update(check_id(job_id), registered=registered)}
 
 
 def mark_run(record: dict[str, Any]) -> None:

@@ -83,6 +83,8 @@ def start(staging: str) -> dict[str, Any]:
         "ended_at": None,
         "exit_code": None,
         "run_id": None,
+        "register_as": spec.get("register_as") or None,
+        "logged_model": spec.get("logged_model") or None,
         "registered": None,
     }
     with locked(job_id):
@@ -144,13 +146,29 @@ def _systemd_run(spec: dict[str, Any], record: dict[str, Any], env_file: Path) -
     }
     done = systemd.run_unit(
         record["unit"],
-        ["/usr/bin/env", *spec["entry"]],
+        _job_argv(spec, record),
         properties=properties,
         setenv=environment,
         description=f"mlops-box training job {job_id}",
     )
     if done.returncode != 0:
         raise AgentFailure(KIND_START, f"systemd-run failed: {done.stderr.strip()}")
+
+
+def _job_argv(spec: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """The unit's command: execute.py in the job's environment, which runs the entry and
+    then registers its model when asked. The agent's zip goes on sys.path by `-c`, not
+    PYTHONPATH, so the entry's own environment does not get it."""
+    python = f"{TRAIN_ENVS_DIR}/{spec['env_key']}/bin/python"
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {systemd.AGENT_PATH!r}); "
+        f"from {systemd.AGENT_PACKAGE}.train.execute import main; sys.exit(main(sys.argv[1:]))"
+    )
+    register = []
+    if record.get("register_as"):
+        register = ["--register-as", record["register_as"]]
+        register += ["--logged-model", record["logged_model"]] if record.get("logged_model") else []
+    return [python, "-c", bootstrap, *register, "--", "/usr/bin/env", *spec["entry"]]
 
 
 def _write_env_file(path: Path, user_lines: str, base: str, run_id: str, experiment: str) -> None:

@@ -4,6 +4,7 @@ takes exactly its arguments, and a name nothing handles refused instead of run."
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 
@@ -84,3 +85,23 @@ def test_two_commands_of_one_name_are_refused() -> None:
     twice = Command("twice", "", Env.SYSTEM, "idle.commands:status", (arg("--dir"),))
     with pytest.raises(ValueError, match="twice"):
         cli.parser({"a": (twice,), "b": (twice,)})
+
+
+def test_an_exception_no_command_foresaw_is_one_answer_naming_the_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What MLflow raises for a name it refuses, say: no AgentFailure, yet one JSON answer.
+    def crashes() -> dict[str, str]:
+        raise ValueError("Invalid model name 'bad/name'.\nNames cannot contain '/'. " + "x" * 400)
+
+    record = Command("crashes", "raises what it did not foresee", Env.SYSTEM, "idle:nothing")
+    monkeypatch.setattr(cli, "resolve", lambda _record: crashes)
+    assert cli.main(["crashes"], {"test": (record,)}) == 1
+    captured = capsys.readouterr()
+    answer = json.loads(captured.out)
+    assert answer["ok"] is False and answer["kind"] == cli.KIND_UNEXPECTED
+    assert answer["error"].startswith(
+        "The box's agent failed in `crashes`: ValueError: Invalid model name 'bad/name'. Names"
+    )
+    assert answer["error"].endswith("...") and len(answer["error"]) < 400
+    assert "Traceback" in captured.err and "in crashes" in captured.err  # for the journal

@@ -136,15 +136,16 @@ def blue_green(
         f"Switched 100% to {slot} ({label}) in {seconds * 1000:.0f} ms",
         switch_ms=round(seconds * 1000, 1),
     )
-    verdict = bake(revision, slot, settings.bake, settings.max_error_rate, offset)
-    if verdict:
+    verdict = None
+    if not old:  # a bake could only roll back to nothing served at all
+        log(revision, "Nothing was live before: no bake, as there is nothing to roll back to")
+    else:
+        verdict = bake(revision, slot, settings.bake, settings.max_error_rate, offset)
+    if verdict and old:
         log(revision, f"Bake failed ({verdict}): rolling back")
         switch(old, old_previous)
         drop(slot)
-        back = (
-            f"back to {old['slot']} ({state.model_label(old['model'])})" if old else "nothing live"
-        )
-        log(revision, f"Rolled back: {back}")
+        log(revision, f"Rolled back: back to {old['slot']} ({state.model_label(old['model'])})")
         return "rolled back", verdict
     log(revision, sentence(move_alias(model)))
     if old:

@@ -145,8 +145,16 @@ def test_the_last_stop_is_the_auto_stop_only_when_it_ended_the_boot_before_this_
 
 
 def test_the_stored_json_round_trips_and_damage_is_refused() -> None:
-    stored = (setting(7, ignore_serving=True), Clock(BOOT, "b0", at(1), at(2), ("x",)))
+    stored = (setting(7, ignore_serving=True), Clock(BOOT, "b0", at(1), at(2), ("x",), 812.5))
     assert idle.from_json(idle.to_json(*stored), "f") == stored
+    older = idle.to_json(*stored)  # a file written before the monotonic time was kept
+    del older["clock"]["last_check_uptime"]
+    assert idle.from_json(older, "f")[1].last_check_uptime is None
+    for bad in ("812", -1, True):
+        damaged = idle.to_json(*stored)
+        damaged["clock"]["last_check_uptime"] = bad
+        with pytest.raises(AgentFailure, match="f is damaged"):
+            idle.from_json(damaged, "f")
     damaged = idle.to_json(*stored)
     damaged["setting"]["idle_minutes"] = "7"
     with pytest.raises(AgentFailure, match="f is damaged"):
@@ -170,3 +178,36 @@ def test_everything_that_keeps_the_box_up_is_named_not_only_the_first() -> None:
     request = Activity(idle.ROUTER, "requests to the router", last=at(99.5))
     decision = decide(at(100), setting(5), clock(), probes(session, request))
     assert decision.busy == ("1 SSH connection", "requests to the router (30s ago)")
+
+
+def uptime_probes(uptime: float) -> Probes:
+    return Probes(BOOT, T0, probes().activities, uptime)
+
+
+def test_a_forward_step_of_the_wall_clock_is_not_idle_time() -> None:
+    # Idle 5 of 30 minutes at the last check; then NTP sets the clock 2 hours ahead, and
+    # a minute later (by the monotonic clock) the next check runs.
+    first = decide(at(5), setting(30), clock(), uptime_probes(1000.0))
+    assert not first.stop and first.clock.last_check_uptime == 1000.0
+    after_step = at(5 + 120 + 1)
+    second = decide(after_step, setting(30), first.clock, uptime_probes(1060.0))
+    assert not second.stop
+    assert second.idle_for == timedelta(minutes=6)
+    # ...and 24 monotonic minutes later it is idle 30 minutes: it stops
+    third = decide(
+        after_step + timedelta(minutes=24), setting(30), second.clock, uptime_probes(2500.0)
+    )
+    assert third.stop and third.idle_for == timedelta(minutes=30)
+
+
+def test_a_backward_step_does_not_keep_an_idle_box_up() -> None:
+    first = decide(at(25), setting(30), clock(), uptime_probes(1000.0))
+    # the clock goes back an hour; six monotonic minutes later the box has idled 31 minutes
+    second = decide(at(25 - 60 + 6), setting(30), first.clock, uptime_probes(1360.0))
+    assert second.stop and second.idle_for == timedelta(minutes=31)
+
+
+def test_drift_of_the_wall_clock_within_the_tolerance_changes_nothing() -> None:
+    first = decide(at(5), setting(30), clock(), uptime_probes(1000.0))
+    second = decide(at(6), setting(30), first.clock, uptime_probes(1060.0 - idle.CLOCK_STEP_S))
+    assert second.idle_for == timedelta(minutes=6)

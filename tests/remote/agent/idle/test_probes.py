@@ -7,6 +7,7 @@ a temporary directory; the check always runs with --dry-run, so it never powers 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -96,13 +97,13 @@ def test_booted_at_is_this_machines_init_start_and_never_ahead() -> None:
     assert started >= now - timedelta(seconds=init_age + 5)
 
 
-def _check(tmp_path: Path, *extra: str) -> BundleRun:
+def _check(tmp_path: Path, *extra: str, units_listing: str | None = None) -> BundleRun:
     where = [
         "--dir", str(tmp_path / "idle"), "--ssh-port", "1",
         "--router-log", str(tmp_path / "router.log"),
         "--keepalive", str(tmp_path / "keepalive"),
     ]  # fmt: skip
-    return run_bundle(tmp_path, "idle-check", *where, *extra)
+    return run_bundle(tmp_path, "idle-check", *where, *extra, units_listing=units_listing)
 
 
 def test_set_check_and_status_through_the_bundle(tmp_path: Path) -> None:
@@ -156,3 +157,22 @@ def test_off_is_really_off_the_check_looks_at_nothing(tmp_path: Path) -> None:
     # No probe ran: the answer has no activities, and the log says it is off.
     assert (code, answer) == (0, {"ok": True, "enabled": False, "stop": False})
     assert log.strip() == "idle-check: auto-stop is off"
+
+
+def test_a_real_check_of_an_idle_box_asks_for_the_power_off_and_keeps_no_record_when_refused(
+    tmp_path: Path, guarded_host: Path
+) -> None:
+    # The power-off is really asked for: conftest.py's host guard refuses it on this
+    # machine and logs it. systemctl lists no busy unit, as on an idle box.
+    idle = tmp_path / "idle"
+    run_bundle(tmp_path, "idle-set", "--dir", str(idle), "--idle-minutes", "1")
+    stored = json.loads((idle / "autostop.json").read_text())
+    long_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    stored["setting"]["changed_at"] = stored["clock"]["idle_since"] = long_ago
+    (idle / "autostop.json").write_text(json.dumps(stored))
+
+    code, answer, _ = _check(tmp_path, units_listing="")
+    assert (code, answer["ok"], answer["kind"]) == (1, False, "poweroff"), answer
+    assert "systemctl poweroff --no-block" in answer["error"]
+    assert guarded_host.read_text().splitlines() == ["systemctl poweroff --no-block"]
+    assert not (idle / "last-autostop.json").exists()  # the stop did not happen
