@@ -18,6 +18,7 @@ from typing import Any
 import paramiko
 
 from remote.agent.idle import commands as idle_cmds
+from remote.box import disk
 from remote.box.status import format_uptime
 from remote.changes import Changed
 from remote.contract import (
@@ -169,7 +170,8 @@ def read_status(conn: Connection) -> list[tuple[str, str]]:
 
 
 def box_rows(settings: BoxSettings, box: BoxState) -> list[tuple[str, str]]:
-    """The auto-stop rows for any box: read from it when it runs, else what is not known."""
+    """The rows read from the box over one connection (the auto-stop's, then its disk's)
+    for any box: read from it when it runs, else what is not known."""
     if box.state is not State.RUNNING or box.address is None:
         return [
             (
@@ -187,7 +189,7 @@ def box_rows(settings: BoxSettings, box: BoxState) -> list[tuple[str, str]]:
             box.address,
             connect_timeout_s=STATUS_CONNECT_TIMEOUT_S,
         ) as conn:
-            return read_status(conn)
+            return read_status(conn) + disk.read_rows(conn)
     except (MlopsBoxError, OSError, EOFError, paramiko.SSHException) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return [("auto-stop", f"unknown: could not ask the box ({reason})")]

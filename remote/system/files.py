@@ -1,10 +1,13 @@
 """Files on the box written only when they differ, without their content in any argv.
 
-A file's content travels over SFTP into a fresh 0600 temp file of the login user, then
+A file that only its owner may read (mode 0600 or 0400: tokens, database URIs, env
+files) travels over the stdin of one root command, base64-encoded, which writes it next
+to the destination with its mode, owner and group and `mv`s it into place: it never
+passes through a file of the login user, which a dropped connection could leave behind.
+Any other file travels over SFTP into a fresh 0600 temp file of the login user, then
 `sudo install` gives it its mode, owner and group next to the destination and a `mv`
-puts it in place atomically; the temp file is always removed. Secrets (database URIs,
-passwords) are written through here, so nothing of the content ever appears in a
-command line, a process listing or a log.
+puts it in place atomically; the temp file is removed. Either way nothing of the content
+ever appears in a command line, a process listing or a log.
 
 Before writing, `probe` asks the box (as root, in one command for any number of files)
 for each file's sha256, mode, owner and group, so an unchanged file is not touched.
@@ -12,6 +15,7 @@ for each file's sha256, mode, owner and group, so an unchanged file is not touch
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
@@ -106,7 +110,10 @@ def ensure(conn: Connection, *wanted: RemoteFile) -> Changed:
 
 
 def write(conn: Connection, wanted: RemoteFile) -> None:
-    """Write the file unconditionally: SFTP to a 0600 temp file, then sudo install + mv."""
+    """Write the file unconditionally (see the module's docstring for how)."""
+    if not wanted.mode & 0o077:
+        _write_private(conn, wanted)
+        return
     made = check(conn, "umask 077 && mktemp")
     tmp = made.stdout.strip()
     if not made.ok or not tmp.startswith("/"):
@@ -135,3 +142,20 @@ def write(conn: Connection, wanted: RemoteFile) -> None:
 def _check_path(path: str) -> None:
     if not _PATH.fullmatch(path) or "/../" in f"{path}/":
         raise ValueError(f"{path!r} is not a plain absolute path")
+
+
+def _write_private(conn: Connection, wanted: RemoteFile) -> None:
+    """Write a file only its owner may read from the stdin of one root command."""
+    staged = shlex.quote(f"{wanted.path}.mlops-box-new")
+    command = (
+        f"umask 077 && base64 -d > {staged} && chown {wanted.owner}:{wanted.group} {staged} "
+        f"&& chmod {wanted.mode:o} {staged} && mv -f {staged} {shlex.quote(wanted.path)}"
+    )
+    encoded = io.StringIO(base64.b64encode(wanted.content).decode("ascii") + "\n")
+    result = conn.run(sudo(sh(command)), hide=True, warn=True, in_stream=encoded)
+    if not result.ok:
+        check(conn, sudo(f"rm -f {staged}"))
+        raise RemoteFileError(
+            f"Could not write {wanted.path} on the box: {tail(result)}. Check that its "
+            "directory exists and that the login user may run sudo."
+        )

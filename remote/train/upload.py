@@ -1,10 +1,12 @@
 """How a job reaches the box: a private staging directory, its description, missing blobs.
 
 The staging directory is made over SFTP (0700, the login user's, a fresh name that
-`mkdir` refuses if anything is there): the job's description goes into it as a file
-(it holds the --env values, which may be secrets, so never argv), and so do the blobs
-the box's store lacks, as ONE tar streamed over SFTP. The agent, as root, takes them
-from there and removes the directory once the job started; on a refusal we remove it.
+`mkdir` refuses if anything is there). The job's description goes into it as a root-only
+file written through `files.write` (it holds the --env values, which may be secrets: never
+argv, and never a file the login user could read, which a dropped connection would leave
+behind); the blobs the box's store lacks go in as ONE tar streamed over SFTP. The agent,
+as root, takes them from there and removes the directory once the job started; on a
+refusal we remove it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from remote.agent.train.start import BLOBS_TAR, SPEC
+from remote.system import files
+from remote.system.files import RemoteFile
 from remote.system.run import Connection, check
 from remote.train.project import ProjectError, ProjectFile, Snapshot
 
@@ -30,11 +34,8 @@ class Uploaded:
 def stage(conn: Connection, job_id: str, spec: dict[str, Any]) -> str:
     """Make the staging directory with the job's description in it; return its path."""
     path = f"/tmp/mlops-box-train-{job_id}"
-    sftp = conn.sftp()
-    sftp.mkdir(path, 0o700)
-    with sftp.open(f"{path}/{SPEC}", "wb") as handle:
-        handle.chmod(0o600)
-        handle.write(json.dumps(spec).encode())
+    conn.sftp().mkdir(path, 0o700)
+    files.write(conn, RemoteFile(f"{path}/{SPEC}", json.dumps(spec).encode(), 0o600))
     return path
 
 

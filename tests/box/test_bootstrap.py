@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from fabric import Connection
 
@@ -49,3 +51,35 @@ def test_remote_files_write_only_what_differs_with_mode_and_owner(conn: Connecti
     assert conn.run(f"sudo -n cat {path}", hide=True).stdout == "TOKEN=s3cret\n"
     assert conn.run(f"sudo -n ls {path}.mlops-box-new", hide=True, warn=True).failed
     conn.run("sudo -n rm -rf /etc/mlops-box-test", hide=True)
+
+
+class _NoUploads:
+    """The connection, with SFTP uploads refused: what is written must not need them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def put(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a private file went through an upload to the login user")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+def test_a_private_file_never_passes_through_the_login_users_files(conn: Connection) -> None:
+    # Every byte value, and more than one read's worth of stdin.
+    content = bytes(range(256)) * 40
+    path = "/etc/mlops-box-test/token.bin"
+    conn.run("sudo -n install -d /etc/mlops-box-test", hide=True)
+    try:
+        remote_files.write(_NoUploads(conn), RemoteFile(path, content, 0o600))
+        found = remote_files.probe(conn, [path])[path]
+        assert found is not None
+        assert found.sha256 == hashlib.sha256(content).hexdigest()
+        assert (found.mode, found.owner, found.group) == (0o600, "root", "root")
+        assert conn.run(f"sudo -n ls {path}.mlops-box-new", hide=True, warn=True).failed
+        # a readable file still goes by SFTP (large files: labels, wheels' locks)
+        with pytest.raises(AssertionError, match="went through an upload"):
+            remote_files.write(_NoUploads(conn), RemoteFile(path, b"public\n", 0o644))
+    finally:
+        conn.run("sudo -n rm -rf /etc/mlops-box-test", hide=True)

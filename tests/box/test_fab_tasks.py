@@ -148,6 +148,7 @@ def test_start_leaves_a_working_pinned_ssh_entry(fab_box: FabBox) -> None:
         assert conn.run("sudo -n id -u", hide=True).stdout.strip() == "0"
     status = fab_box.fab("box.status")
     assert "running" in status.stdout and address in status.stdout
+    assert re.search(r"^disk: +[0-9.]+ of [0-9.]+ GB used \([0-9]+%\)", status.stdout, re.M)
     # The start trusted what create pinned and pinned nothing else.
     assert sorted(host_keys.pinned_keys(fab_box.settings)) == fab_box.rootfs_host_keys()
 

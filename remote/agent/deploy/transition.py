@@ -29,7 +29,9 @@ def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]
         raise AgentFailure("holder", f"No process {holder_pid} on the box to hold the deploy.")
     with state.changing() as current:
         state.refuse_if_busy(current)
-        reconcile(current)
+        # Every refusal before `reconcile`, which may reload nginx and start or stop slots:
+        # a refused deploy changes nothing on the box. (Reconciling changes no live,
+        # previous or mirror, which the refusals read.)
         if kind == "rollback" and not current.get("previous"):
             raise AgentFailure(
                 "nothing-to-roll-back", "Nothing to roll back to: no earlier model was live."
@@ -46,6 +48,7 @@ def begin(kind: str, model_uri: str, holder_pid: int, by: str) -> dict[str, Any]
                 "Nothing is live to compare a canary with: deploy a first model with "
                 "`fab deploy.blue-green --model URI`.",
             )
+        reconcile(current)
         revision = int(current.get("revision", 0)) + 1
         current["revision"] = revision
         current["transition"] = {

@@ -3,13 +3,14 @@ transition refused by name and a dead one closed. Real files; no box."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from remote.agent.deploy import state
+from remote.agent.deploy import state, transition
 from remote.agent.system.failure import AgentFailure
 
 
@@ -57,3 +58,37 @@ def test_a_running_deploy_is_refused_by_name_and_a_dead_one_is_closed() -> None:
     assert current["transition"] is None
     assert current["history"][-1]["outcome"] == "interrupted"
     assert current["history"][-1]["log"] == ["fetching"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "recorded", "kind_refused"),
+    [
+        ("rollback", {}, "nothing-to-roll-back"),
+        ("canary", {}, "nothing-live"),
+        ("canary", {"live": {"slot": "blue"}, "mirror": {"model": {"name": "m", "version": "2"}}},
+         state.KIND_BUSY),
+    ],
+)  # fmt: skip
+def test_a_deploy_the_box_refuses_changes_nothing_there_first(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    recorded: dict[str, object],
+    kind_refused: str,
+) -> None:
+    # `reconcile` reloads nginx and starts or stops slots: here it only notes that it ran
+    # (this machine has no box to change). A refusal comes before it.
+    path = str(tmp_path / "state.json")
+    with state.changing(path) as current:
+        current.update(recorded)
+    monkeypatch.setattr(state, "changing", functools.partial(state.changing, path))
+    reconciled: list[int] = []
+    monkeypatch.setattr(transition, "reconcile", lambda current: reconciled.append(1))
+    with pytest.raises(AgentFailure) as refused:
+        transition.begin(kind, "models:/m/3", os.getpid(), "ann@laptop")
+    assert refused.value.kind == kind_refused
+    assert reconciled == []
+    assert state.load(path).get("transition") is None
+    # what it is there for: a deploy that goes ahead reconciles first
+    transition.begin("blue-green", "models:/m/3", os.getpid(), "ann@laptop")
+    assert reconciled == [1]
