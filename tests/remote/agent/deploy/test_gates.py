@@ -113,3 +113,18 @@ def test_the_bake_counts_the_slots_prediction_errors_4xx_included(tmp_path: Path
     log.write_text(_line("green", 200))  # rotated: a new, shorter file
     gates.read_new(window, str(log))
     assert window.requests == 5 and window.describe() == "5 requests, 2 errors (40.0%)"
+
+
+def test_the_gates_limits_are_inclusive(tmp_path: Path) -> None:
+    # exactly min_requests is enough; exactly the error rate or the p99 limit passes
+    exactly = window_of(tmp_path, *[line("green", seconds=0.1)] * 19, line("green", 500))
+    gate = gates.Gate(max_error_rate=0.05, min_requests=20, max_p99_ms=100)
+    assert (exactly.requests, exactly.error_rate) == (20, 0.05)
+    assert gates.judge(exactly, gate, final=True)[0] == gates.PASS
+    # one request fewer is too few; one error more, or a millisecond slower, fails
+    fewer = gates.Gate(max_error_rate=0.05, min_requests=21, max_p99_ms=100)
+    assert gates.judge(exactly, fewer, final=True)[0] == gates.INCONCLUSIVE
+    stricter = gates.Gate(max_error_rate=0.049, min_requests=20, max_p99_ms=100)
+    assert gates.judge(exactly, stricter, final=False)[0] == gates.FAIL
+    faster = gates.Gate(max_error_rate=0.05, min_requests=20, max_p99_ms=99)
+    assert gates.judge(exactly, faster, final=True)[0] == gates.FAIL

@@ -61,6 +61,13 @@ def test_errors_count_per_side_and_are_never_paired() -> None:
     assert found.agreement["within_tolerance"] == 1.0
 
 
+def test_answers_of_other_lengths_are_left_unpaired_not_a_crash() -> None:
+    # a shadow that answers one row for a two-row request (another output shape)
+    found = compare([rec("a", [1.0, 2.0]), rec("b", [3.0])], [rec("a", [1.0]), rec("b", [3.0])])
+    assert found.paired_requests == 1
+    assert [(p.request_id, p.live, p.shadow) for p in found.pairs] == [("b", 3.0, 3.0)]
+
+
 def test_a_request_answered_twice_by_the_shadow_pairs_once() -> None:
     found = compare([rec("a", [1.0])], [rec("a", [1.0], t=1), rec("a", [1.0], t=2)])
     assert found.paired_requests == 1 and len(found.pairs) == 1
