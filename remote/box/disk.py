@@ -33,7 +33,7 @@ def disk_rows(df_output: str) -> list[tuple[str, str]]:
     text = f"{used / _GB:.1f} of {size / _GB:.1f} GB used ({percent}%), {free / _GB:.1f} GB free"
     if percent >= WARN_PERCENT:
         text += (
-            "; NEARLY FULL: training, deploys and MLflow fail once it is. See what takes it "
-            f"with `sudo du -sh {WHERE}` on the box"
+            "; NEARLY FULL: training, deploys and MLflow fail once it is. `fab box.gc` frees "
+            f"what nothing uses; see what takes it with `sudo du -sh {WHERE}` on the box"
         )
     return [("disk", text)]

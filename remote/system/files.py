@@ -1,7 +1,7 @@
 """Files on the box written only when they differ, without their content in any argv.
 
 A file that only its owner may read (mode 0600 or 0400: tokens, database URIs, env
-files) travels over the stdin of one root command, base64-encoded, which writes it next
+files) travels over the stdin of one root command (`run.feed`), which writes it next
 to the destination with its mode, owner and group and `mv`s it into place: it never
 passes through a file of the login user, which a dropped connection could leave behind.
 Any other file travels over SFTP into a fresh 0600 temp file of the login user, then
@@ -15,7 +15,6 @@ for each file's sha256, mode, owner and group, so an unchanged file is not touch
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import re
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 
 from remote.changes import Changed
 from remote.errors import MlopsBoxError
-from remote.system.run import Connection, check, run, sh, sudo, tail
+from remote.system.run import Connection, check, feed, run, sh, sudo, tail
 
 _NAME = re.compile(r"[a-z_][a-z0-9_-]*")
 _PATH = re.compile(r"/[A-Za-z0-9._/@+-]+")
@@ -148,14 +147,14 @@ def _write_private(conn: Connection, wanted: RemoteFile) -> None:
     """Write a file only its owner may read from the stdin of one root command."""
     staged = shlex.quote(f"{wanted.path}.mlops-box-new")
     command = (
-        f"umask 077 && base64 -d > {staged} && chown {wanted.owner}:{wanted.group} {staged} "
+        f"umask 077 && cat > {staged} && chown {wanted.owner}:{wanted.group} {staged} "
         f"&& chmod {wanted.mode:o} {staged} && mv -f {staged} {shlex.quote(wanted.path)}"
     )
-    encoded = io.StringIO(base64.b64encode(wanted.content).decode("ascii") + "\n")
-    result = conn.run(sudo(sh(command)), hide=True, warn=True, in_stream=encoded)
-    if not result.ok:
+    status, stderr = feed(conn, sudo(sh(command)), wanted.content)
+    if status != 0:
         check(conn, sudo(f"rm -f {staged}"))
+        why = " ".join(stderr.split())[-300:] or f"exit status {status}"
         raise RemoteFileError(
-            f"Could not write {wanted.path} on the box: {tail(result)}. Check that its "
-            "directory exists and that the login user may run sudo."
+            f"Could not write {wanted.path} on the box: {why}. Check that its directory "
+            "exists and that the login user may run sudo."
         )

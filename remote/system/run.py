@@ -3,7 +3,8 @@
 `run` is for steps that must work: it raises the caller's error class with what it was
 doing and the last lines of the command's output, so every failure reads "Could not X
 on the box: <why>". `check` is for probes, whose failure is an answer, not an error.
-Commands never carry file contents or secrets (see `system.files`).
+`feed` runs a command with data on its stdin. Commands never carry file contents or
+secrets in their argv (see `system.files`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ def sh(script: str) -> str:
 def check(conn: Connection, command: str, *, timeout_s: float | None = None) -> Result:
     """Run a probe: hidden, never raising on a non-zero exit; the caller reads the result."""
     return conn.run(command, hide=True, warn=True, timeout=timeout_s)
+
+
+def feed(conn: Connection, command: str, data: bytes, *, timeout_s: float = 120) -> tuple[int, str]:
+    """Run `command` with `data` on its stdin: (its exit status, its stderr).
+
+    Over a channel of its own, binary-safe and at the network's speed (Invoke's own
+    stdin feeding sends a byte at a time from a non-terminal stream); for a file no one
+    else may read (`system.files`). The command must print little on stdout.
+    """
+    conn.open()
+    channel = conn.client.get_transport().open_session(timeout=timeout_s)
+    try:
+        channel.settimeout(timeout_s)
+        channel.exec_command(command)
+        channel.sendall(data)
+        channel.shutdown_write()
+        stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+        return channel.recv_exit_status(), stderr
+    finally:
+        channel.close()
 
 
 def run(

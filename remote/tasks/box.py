@@ -8,6 +8,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from remote.box import autostop as idle
+from remote.box import gc as box_gc
 from remote.box.start import SSH_TIMEOUT_S, write_ssh_entry
 from remote.box.start import start as start_box
 from remote.box.status import format_status
@@ -86,6 +87,22 @@ def autostop(
             "Checked on the box every minute. In use: SSH connections (tunnels too), training "
             f"jobs, deploys, router requests, and `sudo touch -d '+3 hours' {KEEPALIVE_FILE}`."
         )
+
+
+@task(
+    help={
+        "dry_run": "Only list what would be removed.",
+        "train_days": "Keep training environments of jobs started within this many days "
+        "(default 7).",
+    }
+)
+@user_errors
+def gc(c: Any, dry_run: bool = False, train_days: str = "7") -> None:
+    """Free the box's disk: environments, model files and agent bundles nothing uses."""
+    days = box_gc.check_train_days(train_days)
+    settings, provider = box_of(c)
+    with box_connection(settings, provider) as conn:
+        say(box_gc.collect(conn, train_days=days, dry_run=dry_run).describe())
 
 
 @task(name="ssh-config")
@@ -205,4 +222,5 @@ box = Collection(
     create,
     destroy,
     bootstrap,
+    gc,
 )

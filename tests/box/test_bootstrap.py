@@ -67,8 +67,8 @@ class _NoUploads:
 
 
 def test_a_private_file_never_passes_through_the_login_users_files(conn: Connection) -> None:
-    # Every byte value, and more than one read's worth of stdin.
-    content = bytes(range(256)) * 40
+    # Every byte value, 100 KiB of them: more than one SSH window's worth of stdin.
+    content = bytes(range(256)) * 400
     path = "/etc/mlops-box-test/token.bin"
     conn.run("sudo -n install -d /etc/mlops-box-test", hide=True)
     try:

@@ -1,4 +1,5 @@
-"""The box's own plumbing, as commands: an nginx site changed safely, and a reload."""
+"""The box's own plumbing, as commands: an nginx site changed safely, a reload, and the
+clean-up of what nothing needs any more (gc.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..cli import Command, Env, arg
 
 NGINX_SITE = "nginx-site"
 NGINX_RELOAD = "nginx-reload"
+GC = "box-gc"
 
 
 def _read_text(path: str) -> str:
@@ -52,5 +54,16 @@ COMMANDS = (
         "reload nginx's config (checked, confirmed)",
         Env.SYSTEM,
         "system.nginx:reload",
+    ),
+    Command(
+        GC,
+        "remove environments, models and bundles nothing needs any more",
+        Env.SYSTEM,
+        "system.gc:collect",
+        (
+            arg("--keep", action="append", default=[], help="a path in use (repeatable)"),
+            arg("--train-days", type=float, default=7.0),
+            arg("--dry-run", action="store_true"),
+        ),
     ),
 )
