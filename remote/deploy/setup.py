@@ -1,4 +1,6 @@
-"""What serving needs on the box before a first deploy: nginx, the slot user and unit.
+"""What serving needs on the box before a first deploy: nginx, the slot user and unit
+(which keeps the slots away from MLflow), the agent and the unit that restores serving
+at boot.
 
 Idempotent like the rest: probed first, changed only where it differs, silent on a box
 that has it all.
@@ -14,6 +16,7 @@ from remote.changes import Changed
 from remote.errors import DeployError
 from remote.system import systemd, templates
 from remote.system.agent import SYSTEM_PYTHON, ensure_agent, unit_command
+from remote.system.bootstrap import ensure_packages
 from remote.system.nginx import ensure_nginx
 from remote.system.run import Connection, check, run, sh, sudo
 
@@ -27,12 +30,31 @@ ROOT_DIRS = (
 )
 
 
+# A model slot never needs MLflow (the deploy fetched its model as root): the kernel
+# refuses the slot user's connections to MLflow's port, so a model's code cannot read
+# the registry or move `champion`. The rule is put back before every slot start (a boot
+# empties the table), checked first so it is there once.
+PACKAGES = ("iptables",)
+_NO_MLFLOW = (
+    f"OUTPUT -o lo -p tcp --dport {contract.MLFLOW_PORT} -m owner --uid-owner "
+    f"{contract.SLOT_USER} -j REJECT --reject-with tcp-reset"
+)
+
+
+def no_mlflow_command() -> str:
+    """The slot unit's ExecStartPre (as root): the rule, added unless it is there."""
+    return (
+        f"/bin/sh -c 'iptables -w 10 -C {_NO_MLFLOW} 2>/dev/null || iptables -w 10 -I {_NO_MLFLOW}'"
+    )
+
+
 def render_slot_unit() -> str:
     return templates.render(
         UNIT_TEMPLATE,
         user=contract.SLOT_USER,
         slots_dir=contract.SLOTS_DIR,
         log_dir=contract.PREDICTION_LOG_DIR,
+        no_mlflow=no_mlflow_command(),
     )
 
 
@@ -71,6 +93,7 @@ def ensure_serving(conn: Connection, *, say: Callable[[str], None] = print) -> C
     """nginx (nothing public), the slot user and directories, the slot unit, the agent
     and the unit that reconciles serving at boot (enabled, not started: it runs at boot)."""
     changed = ensure_nginx(conn, say=say)
+    changed.merge(ensure_packages(conn, PACKAGES, say=say, error=DeployError))
     if not _layout_ok(conn):
         run(conn, sudo(sh(_layout_script())), what="make the serving layout", error=DeployError)
         changed.add(f"user {contract.SLOT_USER} and serving directories")

@@ -124,6 +124,14 @@ def test_a_first_deploy_serves_through_the_router_with_headers_and_a_log(
     assert champion(serving, "taxi-duration") == "1"
     assert public_listeners(serving) == []
     assert "127.0.0.1:8000" in serving.sh("ss -Hltn")
+    # A model's code cannot use MLflow (the registry, `champion`): its user is refused,
+    # others are not; the rule is there once, however often a slot started.
+    mlflow = "curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/health"
+    assert serving.sh(mlflow).strip() == "200"
+    as_slot = serving.box.conn.run(f"sudo -u mlops-model {mlflow}", hide=True, warn=True)
+    assert as_slot.exited == 7, as_slot.stderr  # curl's "failed to connect": refused
+    rules = serving.sh("sudo iptables -S OUTPUT")
+    assert rules.count("--uid-owner") == 1 and "--dport 5000" in rules, rules
 
 
 def test_switch_rollback_and_switch_under_load_fail_no_request(serving: ServingBox) -> None:

@@ -132,6 +132,7 @@ def test_debootstrap_and_nspawn_commands() -> None:
     )
     assert "--boot" in boot and "--register=no" in boot and "--machine=box" in boot
     assert "--network-namespace-path=/run/netns/mlbox-box" in boot
+    assert "--capability=CAP_NET_ADMIN" in boot  # its own namespace's firewall, as on EC2
     assert "--bind=/c/packages:/var/cache/mlops-box" in boot
 
 

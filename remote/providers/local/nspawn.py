@@ -40,6 +40,9 @@ def command(rootfs: Path, machine: str, netns_path: Path, package_cache: Path) -
         "--register=no",
         "--keep-unit",
         f"--network-namespace-path={netns_path}",
+        # The box's own namespace is all it can change: its firewall rules (the model
+        # slots kept away from MLflow, remote/deploy/setup.py) work as on EC2.
+        "--capability=CAP_NET_ADMIN",
         "--directory",
         str(rootfs),
         f"--machine={machine}",
