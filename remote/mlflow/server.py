@@ -243,6 +243,11 @@ def _roll_back(conn: Connection, port: int, kept: list[str], new: list[str]) -> 
     wait_healthy(conn, port, fresh_start=True)
 
 
+def answers_health(conn: Connection, listen: str) -> bool:
+    """Whether the server at `listen` (host:port on the box) answers /health now."""
+    return bool(check(conn, f"curl -fsS -m 5 http://{listen}/health >/dev/null").ok)
+
+
 def wait_healthy(
     conn: Connection, port: int, timeout_s: float = HEALTH_TIMEOUT_S, *, fresh_start: bool = False
 ) -> None:
@@ -253,7 +258,7 @@ def wait_healthy(
     """
 
     def healthy() -> bool | None:
-        if check(conn, f"curl -fsS -m 5 http://127.0.0.1:{port}/health >/dev/null").ok:
+        if answers_health(conn, f"127.0.0.1:{port}"):
             return True
         unit = systemd.state(conn, UNIT_NAME)
         crashed = unit.active in ("inactive", "failed") or unit.restarts > 0

@@ -15,6 +15,7 @@ from typing import Any
 from remote.agent.mlflow import commands as mlflow_cmds
 from remote.contract import MLFLOW_PORT
 from remote.errors import MlopsBoxError, WaitTimeout
+from remote.mlflow.server import HEALTH_POLL_S, HEALTH_TIMEOUT_S, answers_health
 from remote.mlflow.spec import (
     MLFLOW_USER,
     STATE_FILE,
@@ -26,9 +27,6 @@ from remote.system import systemd
 from remote.system.agent import run_agent
 from remote.system.run import Connection, check
 from remote.waiting import wait_for
-
-HEALTH_TIMEOUT_S = 180  # a cold start of the server on a small box takes about 20 s
-HEALTH_POLL_S = 2.0
 
 
 class MlflowStatusError(MlopsBoxError):
@@ -96,7 +94,7 @@ def require_running(
     listen = str(state.get("listen") or f"127.0.0.1:{MLFLOW_PORT}")
 
     def healthy() -> bool | None:
-        if check(conn, f"curl -fsS -m 5 http://{listen}/health >/dev/null").ok:
+        if answers_health(conn, listen):
             return True
         unit = systemd.state(conn, UNIT_NAME)
         if unit.active in ("inactive", "failed"):
