@@ -9,17 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from remote.errors import MonitorError
+from remote.errors import ConfigError, MonitorError
+from remote.model_names import check_model_uri
 
 UNITS_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MIN_DURATION_S = 60
 MAX_DURATION_S = 366 * 86400
 MODEL_FORMS = "NAME@ALIAS, NAME/VERSION, models:/NAME@ALIAS, models:/NAME/VERSION or models:/m-<id>"
 _DURATION = re.compile(r"(\d+)\s*([mhdw])")
-_NAME = r"[^@/\s\x00-\x1f][^@/\x00-\x1f]{0,255}"
-_MODEL = re.compile(
-    rf"(?:models:/)?(?:m-[0-9a-f]{{8,64}}|{_NAME}@[A-Za-z0-9_-]{{1,255}}|{_NAME}/[0-9]{{1,9}})"
-)
 
 
 def duration_s(text: str, flag: str) -> int:
@@ -35,10 +32,16 @@ def duration_s(text: str, flag: str) -> int:
 
 
 def model_ref(text: str) -> str:
-    """A model reference as given, if it has one of the forms MLflow resolves here."""
+    """A model reference as given (`models:/` may be left out), if it names one model the
+    way a deploy's --model does (remote/model_names.py); empty means the live model."""
     text = text.strip()
-    if text and not _MODEL.fullmatch(text):
-        raise MonitorError(f"--model is {text!r}: give {MODEL_FORMS}.")
+    if not text:
+        return text
+    uri = text if text.startswith("models:/") else f"models:/{text}"
+    try:
+        check_model_uri(uri)
+    except ConfigError:
+        raise MonitorError(f"--model is {text!r}: give {MODEL_FORMS}.") from None
     return text
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from remote.agent.train.records import ALIAS as CHALLENGER
+from remote.agent.system.layout import CHALLENGER_ALIAS as CHALLENGER
 from remote.contract import TRAIN_USER
 from remote.system.run import Connection, StreamEnd
 from remote.train.follow import follow, last_lines, print_log, reattach_hint
@@ -45,7 +45,8 @@ def run_job(conn: Connection, job: PreparedJob, *, detach: bool, say: Callable[[
             f"cancel: `fab train.cancel {record.id}`."
         )
         return 0
-    say("Following its log (Ctrl-C stops following, not the job; it still registers):")
+    registers = f"; it still registers {record.register_as}" if record.register_as else ""
+    say(f"Following its log (Ctrl-C stops following, not the job{registers}):")
     return finish(conn, record, say=say)
 
 

@@ -215,6 +215,68 @@ def test_a_candidate_killed_mid_bake_rolls_back(serving: ServingBox) -> None:
     assert stable_failures(load, candidate_slot) == []
 
 
+def test_a_hung_candidate_fails_on_its_pings_and_rolls_back(serving: ServingBox) -> None:
+    # Its unit stays active and systemd sees nothing: only the canary's /ping misses can.
+    live, version = serving.live(), other_version(serving)
+    candidate_slot = "green" if live_slot(serving) == "blue" else "blue"
+    command = canary_args(version, "25,100", "--bake", "60", "--min-requests", "1000")
+    with serving.fab_running(*command) as running:
+        wait_for_step(serving, "Step 1/2 at 25%", command=running)
+        main_pid = f"$(systemctl show -p MainPID --value mlops-model@{candidate_slot})"
+        serving.sh(f"sudo kill -STOP {main_pid}")
+        try:
+            out, err = running.communicate(timeout=120)
+        finally:
+            serving.sh(f"sudo kill -CONT {main_pid} || true")
+    assert running.returncode == 1, out + err
+    entry = last(serving)
+    assert entry["outcome"] == "rolled back", entry
+    assert "did not answer /ping 2 times in a row" in entry["reason"], entry["reason"]
+    assert_rolled_back_to(serving, live, candidate_slot)
+
+
+def test_a_rollback_nginx_refuses_keeps_the_candidate_serving_until_the_timer_takes_it_back(
+    serving: ServingBox,
+) -> None:
+    # Another site breaks nginx's config mid-canary, so the rollback's reload is refused.
+    # Stopping the candidate then would fail every request the router still sends it: it
+    # keeps its share and keeps answering, the canary ends as failed and says so, and the
+    # take-back timer finishes the rollback once nginx loads again.
+    live, version = serving.live(), other_version(serving)
+    candidate_slot = "green" if live_slot(serving) == "blue" else "blue"
+    command = canary_args(version, "50,100", "--bake", "300", "--min-requests", "5")
+    broken = "/etc/nginx/conf.d/zz-broken-by-a-test.conf"
+    with serving.load(threads=2) as load:
+        try:
+            with serving.fab_running(*command) as running:
+                wait_for_step(serving, "Step 1/2 at 50%", command=running)
+                serving.sh(f"echo 'this is not nginx;' | sudo tee {broken} >/dev/null")
+                serving.fab("deploy.abort")
+                out, err = running.communicate(timeout=180)
+            assert running.returncode == 1, out + err
+            entry = last(serving)
+            assert entry["outcome"] == "failed", entry
+            assert "nginx would not load the router without the candidate" in entry["reason"]
+            assert f"{candidate_slot} keeps its 50% and keeps running" in entry["reason"]
+            assert "retries every 30s" in entry["reason"], entry["reason"]
+            state = serving.state()
+            assert state["candidate"]["slot"] == candidate_slot, state["candidate"]
+            assert state["candidate"]["weight"] == 50 and state["transition"] is None
+            answered = serving.sh(
+                "curl -s -o /dev/null -D - -H 'X-Canary: always' http://127.0.0.1:8000/ping"
+            )
+            assert f"x-model-slot: {candidate_slot}" in answered.lower(), answered
+        finally:
+            serving.sh(f"sudo rm -f {broken}")
+        deadline = time.monotonic() + 90
+        while last(serving).get("by") != "the take-back timer":
+            assert time.monotonic() < deadline, last(serving)
+            time.sleep(2)
+    assert last(serving)["outcome"] == "aborted", last(serving)
+    assert_rolled_back_to(serving, live, candidate_slot)
+    assert load["summary"]["failed"] == 0, load["summary"]["first_failures"]
+
+
 def test_no_traffic_is_never_a_pass_and_aborts_at_the_max_duration(serving: ServingBox) -> None:
     live = serving.live()
     candidate_slot = "green" if live_slot(serving) == "blue" else "blue"

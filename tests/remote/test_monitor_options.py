@@ -44,7 +44,20 @@ def test_model_references(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["taxi-duration", "runs:/abc/model", "taxi@", "a/b/3", "m@x\ny", "taxi/latest"]
+    "text",
+    [
+        "taxi-duration",
+        "runs:/abc/model",
+        "taxi@",
+        "a/b/3",
+        "m@x\ny",
+        "taxi/latest",
+        "taxi@latest",
+        "taxi/0",
+        "models:/m-5e46",
+        "a:b/3",
+        "x" * 300 + "/1",
+    ],
 )
 def test_bad_model_references(text: str) -> None:
     with pytest.raises(MonitorError, match=r"--model is .*: give NAME@ALIAS"):

@@ -14,6 +14,7 @@ ABANDON = "deploy-abandon"
 LAUNCH = "deploy-launch"
 RUN = "deploy-run"
 RETIRE = "retire"
+TAKE_BACK = "deploy-take-back"
 SHADOW_END = "shadow-end"
 PROMOTE = "deploy-promote"
 ABORT = "deploy-abort"
@@ -111,6 +112,13 @@ COMMANDS = (
         Env.SYSTEM,
         "deploy.transition:retire",
         (arg("slot"), _REVISION),
+    ),
+    Command(
+        TAKE_BACK,
+        "retry a canary's rollback that nginx refused (timer)",
+        Env.SYSTEM,
+        "deploy.control:take_back",
+        (_REVISION,),
     ),
     Command(
         SHADOW_END,

@@ -149,8 +149,36 @@ def abort(by: str) -> dict[str, Any]:
     raise AgentFailure("nothing-to-abort", "Nothing to abort: no canary or shadow runs on the box.")
 
 
-def _abort_candidate(current: dict[str, Any], candidate: dict[str, Any], by: str) -> Any:
-    """The candidate an interrupted canary left: 100% to the live slot, then it stops."""
+def take_back(revision: int) -> dict[str, Any]:
+    """The timer's retry of a canary's rollback that nginx refused (kinds/canary.py,
+    `back`): 100% to the live slot in one reload, then the candidate stops. Refused again,
+    the next timer is armed. A deploy that runs meanwhile is left alone: it took the
+    candidate out when it began, and any candidate now is its own."""
+    with state.changing() as current:
+        transition = current.get("transition")
+        if transition and state.transition_alive(transition):
+            return {"message": f"{state.describe_transition(transition)} runs: nothing to do"}
+        state.refuse_if_busy(current)  # closes a dead transition in the history
+        candidate = current.get("candidate")
+        if not candidate:
+            return {"message": "no candidate has a share any more"}
+        try:
+            entry = _abort_candidate(
+                current, candidate, "the take-back timer", f"revision {revision}'s rollback"
+            )
+        except AgentFailure:
+            canary.arm_take_back(revision)
+            raise
+    return {"entry": entry}
+
+
+def _abort_candidate(
+    current: dict[str, Any],
+    candidate: dict[str, Any],
+    by: str,
+    what: str = "the candidate an interrupted canary left",
+) -> Any:
+    """A candidate no running canary watches: 100% to the live slot, then it stops."""
     reconcile(current)
     return state.record_change(
         current,
@@ -159,6 +187,6 @@ def _abort_candidate(current: dict[str, Any], candidate: dict[str, Any], by: str
         candidate["slot"],
         by,
         "aborted",
-        "the candidate an interrupted canary left",
+        what,
         line=f"100% to the live slot, then {candidate['slot']} stopped",
     )

@@ -7,11 +7,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ..system import files, layout
+from ..system import files, gc, layout
 from ..system.failure import AgentFailure
 from . import state
 from .kinds import KINDS, Kind
 from .kinds.bluegreen import switch
+from .kinds.canary import RollbackRefused
 from .transition import log
 
 # A kind of transition's steps: (revision, transition, state) -> (outcome, reason).
@@ -40,6 +41,9 @@ def run(revision: int) -> dict[str, Any]:
         try:
             steps = steps_of(KINDS[transition["kind"]])
             outcome, reason = steps(revision, transition, current)
+        except RollbackRefused as refused:  # the candidate keeps its share; a timer retries
+            outcome, reason = "failed", refused.sentence
+            log(revision, f"Failed: {reason}")
         except Exception as exc:  # anything unforeseen: back to the routing it started from
             outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
             log(revision, f"Failed ({reason}): restoring the routing it started from")
@@ -50,4 +54,5 @@ def run(revision: int) -> dict[str, Any]:
         with state.changing() as current:
             entry = state.close_transition(current, outcome, reason)
     print(f"Revision {revision}: {outcome}" + (f" ({reason})" if reason else ""), flush=True)
+    gc.after(f"revision {revision}")
     return {"outcome": entry["outcome"], "reason": entry["reason"]}

@@ -17,6 +17,10 @@ Only the project's own folders are looked at, and only their direct entries:
 Anything changed within the last hour is kept whatever the rule says (a deploy or a job
 may be making it right now), and nothing is removed while a deploy runs. Everything
 removed can be made again: an environment from its kept lock, a model from MLflow.
+
+`fab box.gc` runs `collect`. `after` runs by itself whenever a deploy or a training job
+ends (what they leave behind is what fills the disk): the same rules, without the MLflow
+and monitor environments, since only the controller knows which of those are in use.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -48,6 +53,7 @@ def collect(
     dry_run: bool = False,
     *,
     now: float | None = None,
+    serving_and_training_only: bool = False,
 ) -> dict[str, Any]:
     """Remove (or with `dry_run` only list) what nothing needs; what and how much."""
     now = time.time() if now is None else now
@@ -65,12 +71,13 @@ def collect(
     kept.add(os.path.realpath(AGENT_PATH))
     candidates = [
         *glob.glob(os.path.join(layout.MODEL_ENVS_DIR, "model-*")),
-        *glob.glob(os.path.join(layout.MODEL_ENVS_DIR, "monitor-*")),
         *_entries(layout.MODELS_DIR),
         *_entries(layout.TRAIN_ENVS_DIR),
-        *_entries(layout.MLFLOW_VENVS_DIR),
         *glob.glob(os.path.join(layout.AGENT_DIR, "*.zip")),
     ]
+    if not serving_and_training_only:
+        candidates += glob.glob(os.path.join(layout.MODEL_ENVS_DIR, "monitor-*"))
+        candidates += _entries(layout.MLFLOW_VENVS_DIR)
     removed, freed = [], 0
     for path in sorted(candidates):
         if os.path.realpath(path) in kept or _changed_since(path, now - RECENT_S):
@@ -81,6 +88,26 @@ def collect(
         removed.append({"path": path, "bytes": size})
         freed += size
     return {"removed": removed, "freed_bytes": freed, "dry_run": dry_run}
+
+
+def after(what: str) -> None:
+    """The automatic pass when `what` (a deploy, a training job) ended; one line for its
+    journal. It never raises: a clean-up that failed must not fail what it follows."""
+    try:
+        answer = collect(serving_and_training_only=True)
+    except AgentFailure as refused:
+        _say(f"Clean-up after {what} skipped: {refused.sentence}")
+        return
+    except Exception as exc:  # logged; the deploy or the job stands as it ended
+        _say(f"Clean-up after {what} failed: {type(exc).__name__}: {exc}")
+        return
+    if answer["removed"]:
+        paths = ", ".join(item["path"] for item in answer["removed"])
+        _say(f"Clean-up after {what}: freed {answer['freed_bytes']} bytes: {paths}")
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _entries(folder: str) -> list[str]:

@@ -33,6 +33,7 @@ MLFLOW_VENVS_DIR = "/opt/mlflow/venvs"  # the server's envs: <version>-<lock key
 MLFLOW_RUN_DIR = "/run/mlflow"  # in RAM: the RDS store URI its start step writes
 MLFLOW_URL = f"http://127.0.0.1:{MLFLOW_PORT}"
 CHAMPION_ALIAS = "champion"  # the registered model's alias a deploy moves to what went live
+CHALLENGER_ALIAS = "challenger"  # the alias a training job gives the version it registered
 
 # Training: project files by content, one virtualenv per requirements hash, the jobs.
 TRAIN_DIR = f"{STATE_DIR}/train"
@@ -78,6 +79,8 @@ MIRROR_LOG = "/var/log/nginx/mlops-mirror.log"
 TRANSITION_UNIT = "mlops-deploy"
 RETIRE_UNIT = "mlops-retire-{slot}-{revision}"
 SHADOW_END_UNIT = "mlops-shadow-end-{revision}"
+# Retries a canary's rollback that nginx refused to load (one timer per try).
+TAKE_BACK_UNIT = "mlops-take-back-{revision}-{attempt}"
 SERVING_BOOT_UNIT = "mlops-serving-boot.service"
 FRONT_DOOR_CERT_UNIT = "mlops-front-door-cert.service"
 

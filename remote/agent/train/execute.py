@@ -25,7 +25,8 @@ from typing import Any
 
 from ..cli import describe
 from ..system.failure import AgentFailure
-from .records import ALIAS, REGISTRATION
+from ..system.layout import CHALLENGER_ALIAS as ALIAS
+from .records import REGISTRATION
 from .register import register
 
 

@@ -16,7 +16,7 @@ import signal
 import time
 from typing import Any
 
-from ..system import mlflow_api, systemd
+from ..system import gc, mlflow_api, systemd
 from ..system.failure import AgentFailure
 from .records import (
     ACTIVE_STATES,
@@ -59,6 +59,7 @@ def finished(job_id: str) -> dict[str, Any]:
         record["ended_at"] = now()
         mark_run(record)
         write(record)
+    gc.after(f"job {job_id}")
     return {"record": record}
 
 

@@ -34,9 +34,8 @@ KIND_UNKNOWN_JOB = "unknown-job"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"  # UTC
 
 # What execute.py (the job's main process) keeps in the job's home about registering its
-# model, for the record; and the alias a registered version gets.
+# model, for the record.
 REGISTRATION = "registration.json"
-ALIAS = "challenger"
 
 
 def unit_name(job_id: str) -> str:

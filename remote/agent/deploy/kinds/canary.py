@@ -10,8 +10,13 @@ on until --max-duration, then the canary rolls back. A candidate that stops answ
 once. After the last step (100%) it becomes live and `champion` moves to it.
 
 Rolling back is always: 100% to the stable slot in one reload first, then stop the
-candidate. The stable slot is never touched. `fab deploy.promote` and `fab deploy.abort`
-ask the running loop (a `request` in the transition) and it acts at its next tick.
+candidate. The stable slot is never touched. If nginx refuses that reload (another site
+broke its config, a port is taken), the candidate keeps its share and keeps running:
+stopping it would fail every request the router still sends it. The loop retries for
+ROLLBACK_RETRY_S, then the canary ends as failed, saying so, and a timer on the box
+retries every TAKE_BACK_EVERY_S until nginx takes it (control.take_back).
+`fab deploy.promote` and `fab deploy.abort` ask the running loop (a `request` in the
+transition) and it acts at its next tick.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ...system import layout
 from ...system.failure import AgentFailure
 from .. import gates, slots, state
 from ..alias import move_alias
+from ..commands import TAKE_BACK
 from ..settings import Canary
-from ..transition import apply_router, log
+from ..transition import apply_router, log, timer
 from .bluegreen import drop, sentence, start_checked, switch, warm_until
 
 TICK_S = 0.5
@@ -32,6 +39,10 @@ PING_EVERY_S = 1.0
 PING_TIMEOUT_S = 2.0
 PING_MISSES = 2  # in a row: one slow answer under load is not a dead slot
 PROMOTE, ABORT = "promote", "abort"
+ROLLBACK_RETRY_S = 20.0  # a refused reload that long is not a passing hiccup
+ROLLBACK_RETRY_EVERY_S = 2.0
+TAKE_BACK_EVERY_S = 30.0
+KIND_ROLLBACK_REFUSED = "rollback-refused"
 Assignment = dict[str, Any]
 
 
@@ -111,6 +122,8 @@ def canary(revision: int, transition: dict[str, Any], current: dict[str, Any]) -
                 back(revision, slot, reason)
                 return "rolled back", f"step {index} at {weight}%: {reason}"
         switch({"slot": slot, "model": model}, stable)
+    except RollbackRefused:
+        raise
     except Exception:
         back(revision, slot, "an unforeseen failure")
         raise
@@ -120,13 +133,46 @@ def canary(revision: int, transition: dict[str, Any], current: dict[str, Any]) -
     return "live", ""
 
 
+class RollbackRefused(AgentFailure):
+    """nginx would not load the rollback's router config: the candidate keeps its share."""
+
+
 def back(revision: int, slot: str, why: str) -> None:
-    """All traffic to the stable slot in one reload, then stop the candidate."""
-    with state.changing() as current:
-        current["candidate"] = None
-        apply_router(current)
+    """All traffic to the stable slot in one reload, then stop the candidate. A refused
+    reload is retried for ROLLBACK_RETRY_S; then RollbackRefused, with a timer armed."""
+    deadline = time.monotonic() + ROLLBACK_RETRY_S
+    while True:
+        try:
+            with state.changing() as current:
+                weight = (current.get("candidate") or {}).get("weight")
+                current["candidate"] = None
+                apply_router(current)  # raises before the state is written if nginx refuses
+            break
+        except AgentFailure as refused:
+            if time.monotonic() >= deadline:
+                timer = arm_take_back(revision)
+                raise RollbackRefused(
+                    KIND_ROLLBACK_REFUSED,
+                    f"rolling back ({why}) failed: nginx would not load the router without "
+                    f"the candidate ({refused.sentence}); {slot} keeps its {weight}% and keeps "
+                    f"running. Fix nginx: {timer or 'nothing'} retries every "
+                    f"{TAKE_BACK_EVERY_S:.0f}s, or run `fab deploy.abort`.",
+                ) from None
+            log(
+                revision,
+                f"Rolling back ({why}): nginx refused the reload ({refused.sentence}); "
+                f"{slot} keeps its {weight}% meanwhile, retrying",
+            )
+            time.sleep(ROLLBACK_RETRY_EVERY_S)
     drop(slot)
     log(revision, f"Rolled back ({why}): 100% on the stable slot, {slot} stopped")
+
+
+def arm_take_back(revision: int) -> str | None:
+    """A timer that retries the rollback of `revision`'s candidate (control.take_back);
+    its unit name, or None when systemd would not make it."""
+    unit = layout.TAKE_BACK_UNIT.format(revision=revision, attempt=time.time_ns())
+    return unit if timer(unit, TAKE_BACK_EVERY_S, TAKE_BACK, str(revision)) else None
 
 
 def _request(revision: int) -> str | None:

@@ -124,3 +124,23 @@ def test_nothing_is_removed_while_a_deploy_runs(box: Path) -> None:
         gc.collect(keep(box), train_days=7)
     assert refused.value.kind == gc.KIND_BUSY and "A deploy runs" in refused.value.sentence
     assert all((box / path).exists() for path in STALE)
+
+
+def test_the_pass_after_a_deploy_or_job_leaves_the_mlflow_and_monitor_envs_alone(
+    box: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only the controller knows which MLflow and monitor environments are in use.
+    gc.after("revision 7")
+    left = [path for path in STALE if (box / path).exists()]
+    assert left == ["envs/monitor-old", "mlflow/venvs/3.17.2-old"]
+    said = capsys.readouterr().err
+    assert said.startswith("Clean-up after revision 7: freed ") and "envs/model-stale" in said
+
+
+def test_the_pass_after_a_deploy_never_fails_it(
+    box: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (box / "deploy" / "state.json").write_text("{not json")
+    gc.after("job 20260101-000000-aaaa")
+    assert "Clean-up after job 20260101-000000-aaaa skipped: " in capsys.readouterr().err
+    assert all((box / path).exists() for path in STALE)
