@@ -29,11 +29,6 @@ NOTHING_LIVE = (
 )
 
 
-def routing(state: dict[str, Any]) -> dict[str, Any]:
-    """The part of the state the router is made of: live, candidate, mirror, models."""
-    return {key: state.get(key) for key in ("live", "candidate", "mirror")}
-
-
 def render(state: dict[str, Any]) -> str:
     """The router's nginx config for `state`."""
     live = state.get("live")

@@ -15,6 +15,11 @@ def test_a_kind_launched_without_one_of_its_settings_is_refused_by_option_name()
         settings.BlueGreen.of({"env": "/e", "termination_wait": 600.0, "max_error_rate": 0.01})
     assert refused.value.kind == settings.KIND_LAUNCH
     assert refused.value.sentence == "This transition needs --bake."
+    with pytest.raises(AgentFailure) as refused:
+        settings.BlueGreen.of({"env": "/e"})
+    assert refused.value.sentence == (
+        "This transition needs --bake, --termination-wait, --max-error-rate."
+    )
 
 
 def test_a_canary_record_round_trips_through_the_state_file_and_ignores_other_keys() -> None:
