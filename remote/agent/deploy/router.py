@@ -42,7 +42,7 @@ def render(state: dict[str, Any]) -> str:
         "mirror_sample": _mirror_sample(mirror),
         "port": str(layout.ROUTER_PORT),
         "access_log": layout.ROUTER_LOG,
-        "main": _main(live, candidate, mirror),
+        "main": _main(live, mirror),
         "mirror_location": _mirror_location(mirror),
         "mirror_relay": _mirror_relay(mirror),
     }
@@ -136,9 +136,9 @@ def _mirror_sample(mirror: dict[str, Any] | None) -> str:
     )
 
 
-def _main(
-    live: dict[str, Any] | None, candidate: dict[str, Any] | None, mirror: dict[str, Any] | None
-) -> str:
+def _main(live: dict[str, Any] | None, mirror: dict[str, Any] | None) -> str:
+    """The main location: to the routed slot (the split is in the maps), a copy to the
+    mirror while one runs."""
     if not live:
         return f"{_INDENT}default_type application/json;\n{_INDENT}return 503 '{NOTHING_LIVE}\\n';"
     lines = ["proxy_pass http://mlops_$mlops_route;"]
