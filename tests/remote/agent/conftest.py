@@ -3,6 +3,7 @@ PATH for all of them, in-process calls and bundle runs alike (see host_guard.py)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,3 +20,13 @@ def guarded_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("PATH", host_guard.path_with(folder))
     monkeypatch.setenv(host_guard.LOG_ENV, str(log))
     yield log
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine's local time zone set nine hours ahead of UTC."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

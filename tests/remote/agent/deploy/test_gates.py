@@ -12,7 +12,7 @@ import pytest
 from remote.agent.deploy import gates
 
 
-def line(route: str, status_code: int = 200, seconds: float = 0.01, **extra: Any) -> str:
+def line(route: str, status_code: int = 200, seconds: Any = 0.01, **extra: Any) -> str:
     entry = {
         "route": route,
         "slot": extra.pop("slot", route),

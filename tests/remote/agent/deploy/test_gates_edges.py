@@ -7,31 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from remote.agent.deploy import gates
+from tests.remote.agent.deploy.test_gates import line, window_of
 
 GATE = gates.Gate(max_error_rate=0.5, min_requests=1, max_p99_ms=100)
-
-
-def line(route: str, status_code: int = 200, seconds: Any = 0.01, **extra: Any) -> str:
-    entry = {
-        "route": route,
-        "slot": extra.pop("slot", route),
-        "uri": "/invocations",
-        "status": status_code,
-        "upstream_status": extra.pop("upstream_status", str(status_code)),
-        "request_time": seconds,
-    }
-    return json.dumps(entry) + "\n"
-
-
-def window_of(tmp_path: Path, *lines: str, slot: str = "green") -> gates.Window:
-    log = tmp_path / "router.log"
-    log.write_text("".join(lines))
-    return gates.read_new(gates.Window(slot, 0), str(log))
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,6 @@ Pure functions, no box, no mocks; one test sets the time zone to check times sta
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,16 +29,6 @@ def setting(minutes: int = 30, *, enabled: bool = True) -> Setting:
 
 def probes(*activities: Activity, uptime: float | None = None) -> Probes:
     return Probes(BOOT, T0, activities or QUIET, uptime)
-
-
-@pytest.fixture
-def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This machine's local time zone set nine hours ahead of UTC."""
-    monkeypatch.setenv("TZ", "JST-9")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_off_decides_nothing_at_all() -> None:
